@@ -1,0 +1,76 @@
+import type { Position } from '../topics.js'
+
+/** One message on the bus: its topic, its payload as JSON text, and its position in the topic. */
+export interface BusMessage {
+  topic: string
+  /** The payload, serialized once by the publisher. */
+  data: string
+  epoch: string
+  offset: string
+}
+
+/** What `Bus.history` answers. */
+export interface HistoryResult {
+  /** Messages after `since`, oldest first (empty when `since` was not given or not recovered). */
+  messages: BusMessage[]
+  /** True only when `since` was given, its epoch matches, and nothing after it is missing. */
+  recovered: boolean
+  /** The topic's current position: the last message's, or `{epoch, offset: '0'}` when it has none. */
+  position: Position
+}
+
+/** Bounds of the per-topic history. */
+export interface HistoryOptions {
+  /** Messages kept per topic. Default 100. */
+  size?: number
+  /** Age limit of a kept message, in milliseconds. Default 600 000 (10 minutes). */
+  ttlMs?: number
+}
+
+/** Listener for messages of one topic. */
+export type BusListener = (message: BusMessage) => void
+
+/**
+ * The transport between publishers and server instances, and the store of per-topic history.
+ * `InMemoryBus` serves one process; `RedisBus` (from `@app/realtime/redis`) serves many.
+ *
+ * Contract: messages of one topic reach every listener in offset order, each once; `publish`
+ * resolves with the message's position after the message is in history; `history` never misses a
+ * message that a listener registered before the call has not yet seen (callers subscribe first,
+ * buffer, read history, then merge by offset).
+ */
+export interface Bus {
+  publish(topic: string, data: string): Promise<Position>
+  subscribe(topic: string, listener: BusListener): Promise<void>
+  unsubscribe(topic: string, listener: BusListener): Promise<void>
+  history(topic: string, since?: Position): Promise<HistoryResult>
+  close(): Promise<void>
+  /** Whether the bus can publish right now (the Redis connection is up). Optional. */
+  readonly healthy?: boolean
+  /** Called by the server to learn of bus state changes (for metrics and logs). Optional. */
+  onStatus?(listener: (status: BusStatus) => void): () => void
+}
+
+/** A bus's connection status. */
+export type BusStatus = 'up' | 'down'
+
+export const DEFAULT_HISTORY_SIZE = 100
+export const DEFAULT_HISTORY_TTL_MS = 10 * 60 * 1000
+
+/**
+ * Compares two offsets of one epoch: negative when `a` comes first. Offsets are decimal integers
+ * ("42") or Redis stream ids ("1700000000000-3"); both compare part by part, numerically.
+ */
+export function compareOffsets(a: string, b: string): number {
+  if (a === b) return 0
+  const pa = a.split('-')
+  const pb = b.split('-')
+  const n = Math.max(pa.length, pb.length)
+  for (let i = 0; i < n; i++) {
+    const x = pa[i] ?? '0'
+    const y = pb[i] ?? '0'
+    if (x.length !== y.length) return x.length - y.length
+    if (x !== y) return x < y ? -1 : 1
+  }
+  return 0
+}

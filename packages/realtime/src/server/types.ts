@@ -1,0 +1,120 @@
+import type { IncomingMessage, Server as HttpServer } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { Bus, HistoryOptions } from '../bus/types.js'
+import type { Position, TopicMap, TopicName } from '../topics.js'
+
+/** Whatever `authenticate` returns: the identity a connection acts as. */
+export type Principal = unknown
+
+/** What `authenticate` may return to give the credentials an expiry. */
+export interface ExpiringPrincipal<P = Principal> {
+  principal: P
+  /** Milliseconds since the epoch; at that time the connection must re-authenticate or is closed 4001. */
+  expiresAt: number
+}
+
+/** A minimal structured logger (pino, Fastify's `log`, console-like). */
+export interface Logger {
+  debug?(obj: object, msg?: string): void
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+}
+
+/** Per-connection and per-server limits. Every one has a safe default. */
+export interface Limits {
+  /** Largest frame a client may send, in bytes. Default 65 536; larger closes with 1009. */
+  maxPayloadBytes?: number
+  /** Subscriptions one connection may hold. Default 100; more get `TOO_MANY_SUBSCRIPTIONS`. */
+  maxSubscriptions?: number
+  /** Sustained frames per second per connection (token bucket). Default 50; more get `RATE_LIMITED`. */
+  framesPerSecond?: number
+  /** Burst size of the frame token bucket. Default 2 × framesPerSecond. */
+  frameBurst?: number
+  /** Bytes queued to one connection before it is closed 4008 as a slow consumer. Default 1 MiB. */
+  maxBufferedBytes?: number
+  /** Bad frames (errors) tolerated in a burst before closing 4000. Default 20 (refills 1/s). */
+  maxBadFrames?: number
+  /** Open connections per remote address. Default 1000. */
+  maxConnectionsPerAddress?: number
+  /** Open connections in total. Default 100 000. */
+  maxConnections?: number
+  /** Time to send `hello` when the server requires it (has `authenticate`). Default 10 000 ms. */
+  handshakeTimeoutMs?: number
+}
+
+/** Options of `createRealtimeServer`. */
+export interface RealtimeServerOptions<P = Principal> {
+  /** An HTTP server to attach to (upgrades on `path` are taken). */
+  server?: HttpServer
+  /** Do not listen for upgrades: call `handleUpgrade` yourself. */
+  noServer?: boolean
+  /** URL path of the WebSocket endpoint. Default '/ws'. */
+  path?: string
+  /** Default `new InMemoryBus({ history })`. */
+  bus?: Bus
+  /** Turns the HTTP request and the `auth` of `hello` into a principal; throw to refuse (4001). */
+  authenticate?: (
+    request: IncomingMessage,
+    auth: unknown,
+  ) => P | ExpiringPrincipal<P> | Promise<P | ExpiringPrincipal<P>>
+  /** Whether a principal may subscribe to a topic. Default: everyone may. */
+  authorize?: (principal: P, topic: string) => boolean | Promise<boolean>
+  /** History bounds for the default bus. */
+  history?: HistoryOptions
+  limits?: Limits
+  /** Interval of WebSocket pings; a peer that misses one whole interval is closed 4009. Default 25 000. */
+  heartbeatMs?: number
+  /** Allowed values of the Origin header; others are refused before the upgrade. Default: any. */
+  allowedOrigins?: string[]
+  logger?: Logger
+  /** Optional payload validation at publish time (e.g. a map of Standard Schema validators). */
+  validate?: (topic: string, payload: unknown) => void
+}
+
+/** Counters and gauges of a server instance. */
+export interface RealtimeStats {
+  connections: number
+  subscriptions: number
+  topics: number
+  messagesIn: number
+  messagesOut: number
+  published: number
+  delivered: number
+  bytesOut: number
+  /** Counts by reason: 'slow_consumer', 'rate_limited', 'too_many_subscriptions', ... */
+  drops: Record<string, number>
+  errors: Record<string, number>
+  closes: Record<string, number>
+  refused: Record<string, number>
+  busStatus: 'up' | 'down'
+}
+
+/** Removes a server-side topic listener; `ready` resolves once its bus subscription is in place. */
+export interface TopicListenerHandle {
+  (): Promise<void>
+  ready: Promise<void>
+}
+
+/** What `createRealtimeServer` returns. */
+export interface RealtimeServer<T extends TopicMap = TopicMap, P = Principal> {
+  /** Publishes a payload to a topic on every instance; resolves with its position. */
+  publishTopic<K extends TopicName<T>>(topic: K, payload: T[K]): Promise<Position>
+  /**
+   * A server-side listener on the bus (every instance's publishes reach it). Returns a function
+   * that removes it. The bus subscription is made in the background; `ready` of the returned
+   * function resolves once it is in place.
+   */
+  onTopic<K extends TopicName<T>>(
+    topic: K,
+    listener: (payload: T[K], position: Position) => void,
+  ): TopicListenerHandle
+  /** Removes subscriptions server-side; the client gets `unsubscribed` with `reason`. Returns how many. */
+  revoke(topic: string, predicate?: (principal: P) => boolean, reason?: string): number
+  /** Hands an upgrade request to the server (with `noServer`). */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void
+  stats(): RealtimeStats
+  /** Stops accepting, closes every client with 1001, then closes the bus. */
+  close(): Promise<void>
+  readonly bus: Bus
+}

@@ -1,0 +1,21 @@
+import { defineConfig } from 'tsup'
+
+/** One entry per subpath export; keep in sync with "exports" in package.json. */
+export const entry = {
+  index: 'src/index.ts',
+  server: 'src/server/index.ts',
+  client: 'src/client/index.ts',
+  react: 'src/react/index.ts',
+}
+
+export default defineConfig({
+  entry,
+  format: ['esm', 'cjs'],
+  dts: true,
+  sourcemap: true,
+  clean: true,
+  splitting: true,
+  treeshake: true,
+  target: 'es2022',
+  external: ['ws', 'ioredis', 'react', 'fastify', 'fastify-plugin', 'prom-client', 'eventemitter3', 'reconnecting-websocket'],
+})
