@@ -6,6 +6,7 @@ export const entry = {
   server: 'src/server/index.ts',
   client: 'src/client/index.ts',
   react: 'src/react/index.ts',
+  fastify: 'src/fastify/index.ts',
 }
 
 export default defineConfig({
