@@ -68,6 +68,8 @@ export interface RealtimeServerOptions<P = Principal> {
   /** Allowed values of the Origin header; others are refused before the upgrade. Default: any. */
   allowedOrigins?: string[]
   logger?: Logger
+  /** Close the bus in `close()`. Default true; false when the bus is shared with other servers. */
+  closeBus?: boolean
   /** Optional payload validation at publish time (e.g. a map of Standard Schema validators). */
   validate?: (topic: string, payload: unknown) => void
 }

@@ -1,0 +1,394 @@
+import { EventEmitter } from 'eventemitter3'
+import ReconnectingWebSocket from 'reconnecting-websocket'
+import { RealtimeError, type RealtimeErrorCode } from '../errors.js'
+import {
+  CloseCode,
+  PROTOCOL_VERSION,
+  isValidTopic,
+  parseServerFrame,
+  type ClientFrame,
+  type ServerFrame,
+} from '../protocol.js'
+import type { PatchMessage, Position, TopicMap, TopicName } from '../topics.js'
+import { TopicSubscription, type SubscriptionState } from './subscription.js'
+
+/** The connection state of a client. The `state` event fires on real changes only. */
+export type ConnectionState = 'connecting' | 'connected' | 'disconnected'
+
+/** The events of a realtime client, typed by the app's topic map. */
+export interface RealtimeClientEvents<T extends TopicMap> {
+  /** A patch on a subscribed topic, in order. */
+  patch: (message: PatchMessage<T>) => void
+  /** The client could not recover what it missed on `topic`: refetch its state. */
+  resync: (topic: TopicName<T>) => void
+  state: (state: ConnectionState) => void
+  /** A subscription reached the server (`recovered` when missed patches follow). */
+  subscribed: (topic: TopicName<T>, info: { recovered: boolean; position: Position }) => void
+  /** The server removed a subscription (`reason`, e.g. 'forbidden' or 'revoked'). */
+  unsubscribed: (topic: TopicName<T>, reason: string) => void
+  error: (error: RealtimeError & { topic?: string }) => void
+}
+
+/** The WebSocket constructor to use: the browser's by default, `ws` in Node. */
+export type WebSocketLike = new (url: string, protocols?: string | string[]) => unknown
+
+/** Options of `createRealtimeClient`. */
+export interface RealtimeClientOptions {
+  /** ws:// or wss:// URL of the server's endpoint, e.g. `wss://example.com/ws`. */
+  url: string | (() => string | Promise<string>)
+  /** Credentials sent in `hello`; a function is called on every (re)connect and before expiry. */
+  auth?: unknown | (() => unknown | Promise<unknown>)
+  /** A WebSocket implementation (pass `ws` in Node < 22). Default: `globalThis.WebSocket`. */
+  WebSocket?: WebSocketLike
+  /** Reconnect backoff. Defaults: 500 ms to 10 s, growing 1.5×, with jitter. */
+  reconnect?: {
+    minDelayMs?: number
+    maxDelayMs?: number
+    growFactor?: number
+    /** Give up after this many attempts. Default: never. */
+    maxRetries?: number
+  }
+  /** Close the connection when no frame came for this long (default: 2 × the server's heartbeat). */
+  idleTimeoutMs?: number
+  /** Connect on creation (default) or on the first `subscribe`. */
+  lazy?: boolean
+}
+
+/** A realtime client. Topics and payloads are checked against `T`. */
+export interface RealtimeClient<T extends TopicMap = TopicMap> {
+  /** Adds a reference to `topic`; the first one subscribes on the wire. */
+  subscribe<K extends TopicName<T>>(topic: K): void
+  /** Drops a reference; the last one unsubscribes on the wire. */
+  unsubscribe<K extends TopicName<T>>(topic: K): void
+  on<E extends keyof RealtimeClientEvents<T>>(event: E, listener: RealtimeClientEvents<T>[E]): () => void
+  off<E extends keyof RealtimeClientEvents<T>>(event: E, listener: RealtimeClientEvents<T>[E]): void
+  /** The last position seen on `topic` (what a re-subscribe sends as `since`). */
+  position(topic: TopicName<T>): Position | undefined
+  subscriptionState(topic: TopicName<T>): SubscriptionState
+  /** Topics with at least one reference. */
+  topics(): TopicName<T>[]
+  readonly state: ConnectionState
+  /** Id the server gave this connection (from `welcome`). */
+  readonly connectionId: string | undefined
+  /** Drops the connection now and reconnects (re-subscribing with positions). */
+  reconnect(): void
+  /** Closes for good. */
+  close(): void
+}
+
+/** How long to wait before retrying a subscribe the server could not serve (bus down). */
+const SUBSCRIBE_RETRY_MS = [500, 1000, 2000, 5000]
+
+/**
+ * Creates a client that connects, says hello, and keeps every subscribed topic live across
+ * reconnects: it re-subscribes each topic with its last position, so the server sends what was
+ * missed, or the client emits `resync` for the topic.
+ */
+export function createRealtimeClient<T extends TopicMap = TopicMap>(
+  options: RealtimeClientOptions,
+): RealtimeClient<T> {
+  const emitter = new EventEmitter<RealtimeClientEvents<T>>()
+  const subscriptions = new Map<string, TopicSubscription>()
+  const pendingUnsubscribe = new Set<string>()
+  let state: ConnectionState = 'connecting'
+  let connectionId: string | undefined
+  let nextId = 0
+  let closed = false
+  let welcomed = false
+  let idleTimer: ReturnType<typeof setTimeout> | undefined
+  let pingTimer: ReturnType<typeof setInterval> | undefined
+  let authTimer: ReturnType<typeof setTimeout> | undefined
+  let stopAfterClose = false
+  let socket: ReconnectingWebSocket | undefined
+
+  const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketLike }).WebSocket
+  if (!WebSocketImpl) {
+    throw new TypeError('No WebSocket implementation: pass `WebSocket` (e.g. from the "ws" package) in Node')
+  }
+
+  function setState(next: ConnectionState): void {
+    if (state === next) return
+    state = next
+    emitter.emit('state', next)
+  }
+
+  function emitError(code: RealtimeErrorCode, message: string, topic?: string): void {
+    const error = new RealtimeError(code, message) as RealtimeError & { topic?: string }
+    if (topic !== undefined) error.topic = topic
+    // An EventEmitter without listeners would be silent; that is what we want for a client.
+    emitter.emit('error', error)
+  }
+
+  function send(frame: ClientFrame): boolean {
+    if (!socket || socket.readyState !== 1) return false
+    socket.send(JSON.stringify(frame))
+    return true
+  }
+
+  async function resolveAuth(): Promise<unknown> {
+    return typeof options.auth === 'function' ? await (options.auth as () => unknown)() : options.auth
+  }
+
+  function sendSubscribe(sub: TopicSubscription): void {
+    clearTimeout(sub.retryTimer)
+    sub.retryTimer = undefined
+    sub.requestId = ++nextId
+    sub.state = 'subscribing'
+    sub.sentSince = sub.position !== undefined
+    const frame: ClientFrame = { type: 'subscribe', id: sub.requestId, topic: sub.topic }
+    if (sub.position) frame.since = sub.position
+    send(frame)
+  }
+
+  function touch(): void {
+    clearTimeout(idleTimer)
+    const timeout = options.idleTimeoutMs ?? heartbeatMs * 2
+    if (!(timeout > 0)) return
+    idleTimer = setTimeout(() => {
+      // No frame for too long: the connection is dead even if the socket has not noticed.
+      socket?.reconnect(CloseCode.HeartbeatTimeout, 'idle timeout')
+    }, timeout)
+    unref(idleTimer)
+  }
+  let heartbeatMs = 25_000
+
+  function onOpen(): void {
+    welcomed = false
+    void resolveAuth().then(
+      (auth) => {
+        if (closed || !socket || socket.readyState !== 1) return
+        const hello: ClientFrame = { type: 'hello', v: PROTOCOL_VERSION }
+        if (auth !== undefined) hello.auth = auth
+        send(hello)
+      },
+      (error: unknown) => {
+        emitError('UNAUTHORIZED', `auth() failed: ${error instanceof Error ? error.message : String(error)}`)
+        socket?.reconnect()
+      },
+    )
+    touch()
+  }
+
+  function scheduleReauth(expiresAt: number | undefined): void {
+    clearTimeout(authTimer)
+    authTimer = undefined
+    if (expiresAt === undefined || typeof options.auth !== 'function') return
+    // Renew a little before expiry: at 80% of the remaining time, at most 30 s early.
+    const remaining = expiresAt - Date.now()
+    const delay = Math.max(0, remaining - Math.min(30_000, remaining * 0.2))
+    authTimer = setTimeout(() => {
+      void resolveAuth().then(
+        (auth) => send({ type: 'auth', id: ++nextId, auth }),
+        () => undefined,
+      )
+    }, delay)
+    unref(authTimer)
+  }
+
+  function onFrame(frame: ServerFrame): void {
+    switch (frame.type) {
+      case 'welcome': {
+        welcomed = true
+        connectionId = frame.connectionId
+        if (typeof frame.heartbeatMs === 'number' && frame.heartbeatMs > 0) heartbeatMs = frame.heartbeatMs
+        touch()
+        clearInterval(pingTimer)
+        pingTimer = setInterval(() => send({ type: 'ping', id: ++nextId }), heartbeatMs)
+        unref(pingTimer)
+        scheduleReauth(frame.expiresAt)
+        setState('connected')
+        for (const sub of subscriptions.values()) sendSubscribe(sub)
+        return
+      }
+      case 'authenticated':
+        scheduleReauth(frame.expiresAt)
+        return
+      case 'subscribed': {
+        const sub = subscriptions.get(frame.topic)
+        if (!sub || (frame.id !== undefined && frame.id !== sub.requestId)) return
+        sub.state = 'subscribed'
+        sub.retries = 0
+        const position = { epoch: frame.epoch, offset: frame.offset }
+        const resync = sub.sentSince && !frame.recovered
+        // Recovered: the missed patches follow and advance the position one by one.
+        if (!frame.recovered || !sub.position) sub.position = position
+        emitter.emit('subscribed', frame.topic as TopicName<T>, { recovered: frame.recovered, position })
+        if (resync) emitter.emit('resync', frame.topic as TopicName<T>)
+        return
+      }
+      case 'patch': {
+        const sub = subscriptions.get(frame.topic)
+        if (!sub || sub.state !== 'subscribed') return
+        sub.position = { epoch: frame.epoch, offset: frame.offset }
+        emitter.emit('patch', frame as unknown as PatchMessage<T>)
+        return
+      }
+      case 'unsubscribed': {
+        if (frame.reason === undefined) return
+        // Unasked: the server revoked it. Forget it so a later subscribe starts afresh.
+        const sub = subscriptions.get(frame.topic)
+        if (sub) {
+          clearTimeout(sub.retryTimer)
+          subscriptions.delete(frame.topic)
+        }
+        emitter.emit('unsubscribed', frame.topic as TopicName<T>, frame.reason)
+        return
+      }
+      case 'error': {
+        const topic = frame.topic
+        const sub = topic === undefined ? undefined : subscriptions.get(topic)
+        if (sub && (frame.id === undefined || frame.id === sub.requestId)) {
+          if (frame.code === 'INTERNAL' || frame.code === 'RATE_LIMITED') {
+            // The server could not serve it now (its bus is down, or we were too fast): retry.
+            const delay = SUBSCRIBE_RETRY_MS[Math.min(sub.retries++, SUBSCRIBE_RETRY_MS.length - 1)] as number
+            sub.state = 'subscribing'
+            sub.retryTimer = setTimeout(() => {
+              if (subscriptions.get(sub.topic) === sub && welcomed) sendSubscribe(sub)
+            }, delay)
+            unref(sub.retryTimer)
+          } else {
+            sub.state = 'unsubscribed'
+          }
+        }
+        emitError(frame.code, frame.message, topic)
+        return
+      }
+      case 'pong':
+        return
+    }
+  }
+
+  function onMessage(event: { data: unknown }): void {
+    touch()
+    if (typeof event.data !== 'string') return
+    const parsed = parseServerFrame(event.data)
+    if (!parsed.ok) {
+      emitError('BAD_REQUEST', `unreadable frame from server: ${parsed.message}`)
+      return
+    }
+    onFrame(parsed.frame)
+  }
+
+  function onClose(event: { code: number; reason?: string }): void {
+    welcomed = false
+    connectionId = undefined
+    clearTimeout(idleTimer)
+    clearInterval(pingTimer)
+    clearTimeout(authTimer)
+    for (const sub of subscriptions.values()) {
+      clearTimeout(sub.retryTimer)
+      sub.state = 'unsubscribed'
+    }
+    if (event.code === CloseCode.Unauthorized) {
+      emitError('UNAUTHORIZED', `the server refused the credentials (${event.reason || 'unauthorized'})`)
+      // Reconnecting with the same fixed credentials would be refused again.
+      if (typeof options.auth !== 'function') stopAfterClose = true
+    }
+    if (stopAfterClose || closed) {
+      socket?.close()
+      setState('disconnected')
+      return
+    }
+    setState('connecting')
+  }
+
+  function connect(): void {
+    if (socket || closed) return
+    const r = options.reconnect ?? {}
+    socket = new ReconnectingWebSocket(options.url as string | (() => Promise<string>), [], {
+      WebSocket: WebSocketImpl,
+      minReconnectionDelay: (r.minDelayMs ?? 500) * (1 + Math.random() * 0.5),
+      maxReconnectionDelay: r.maxDelayMs ?? 10_000,
+      reconnectionDelayGrowFactor: r.growFactor ?? 1.5,
+      connectionTimeout: 10_000,
+      maxRetries: r.maxRetries ?? Infinity,
+    })
+    socket.addEventListener('open', onOpen)
+    socket.addEventListener('message', onMessage as never)
+    socket.addEventListener('close', onClose as never)
+    // Errors show up as closes too; the listener keeps them from being thrown in some runtimes.
+    socket.addEventListener('error', () => undefined)
+  }
+
+  function flushUnsubscribes(): void {
+    for (const topic of pendingUnsubscribe) {
+      const sub = subscriptions.get(topic)
+      if (!sub || sub.refs > 0) continue
+      clearTimeout(sub.retryTimer)
+      subscriptions.delete(topic)
+      if (welcomed) send({ type: 'unsubscribe', id: ++nextId, topic })
+    }
+    pendingUnsubscribe.clear()
+  }
+
+  if (!options.lazy) connect()
+
+  const client: RealtimeClient<T> = {
+    subscribe(topic) {
+      if (closed) throw new RealtimeError('CLOSED', 'the realtime client is closed')
+      if (!isValidTopic(topic)) throw new RealtimeError('INVALID_TOPIC', `invalid topic ${JSON.stringify(String(topic).slice(0, 50))}`)
+      let sub = subscriptions.get(topic)
+      if (!sub) {
+        sub = new TopicSubscription(topic)
+        subscriptions.set(topic, sub)
+      }
+      sub.refs++
+      if (sub.refs === 1 && sub.state === 'unsubscribed' && welcomed) sendSubscribe(sub)
+      connect()
+    },
+    unsubscribe(topic) {
+      const sub = subscriptions.get(topic)
+      if (!sub || sub.refs === 0) return
+      sub.refs--
+      if (sub.refs > 0) return
+      // Deferred: a resubscribe in the same tick (React StrictMode's remount) keeps the one wire
+      // subscription instead of unsubscribing and subscribing again.
+      if (pendingUnsubscribe.size === 0) queueMicrotask(flushUnsubscribes)
+      pendingUnsubscribe.add(topic)
+    },
+    on(event, listener) {
+      emitter.on(event, listener as never)
+      return () => {
+        emitter.off(event, listener as never)
+      }
+    },
+    off(event, listener) {
+      emitter.off(event, listener as never)
+    },
+    position(topic) {
+      return subscriptions.get(topic)?.position
+    },
+    subscriptionState(topic) {
+      return subscriptions.get(topic)?.state ?? 'unsubscribed'
+    },
+    topics() {
+      return [...subscriptions.values()].filter((s) => s.refs > 0).map((s) => s.topic as TopicName<T>)
+    },
+    get state() {
+      return state
+    },
+    get connectionId() {
+      return connectionId
+    },
+    reconnect() {
+      if (closed) return
+      if (!socket) connect()
+      else socket.reconnect()
+    },
+    close() {
+      if (closed) return
+      closed = true
+      clearTimeout(idleTimer)
+      clearInterval(pingTimer)
+      clearTimeout(authTimer)
+      for (const sub of subscriptions.values()) clearTimeout(sub.retryTimer)
+      socket?.close(CloseCode.Normal, 'client closed')
+      setState('disconnected')
+    },
+  }
+  return client
+}
+
+function unref(timer: unknown): void {
+  ;(timer as { unref?: () => void }).unref?.()
+}

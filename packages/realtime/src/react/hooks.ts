@@ -1,0 +1,133 @@
+import {
+  createContext,
+  createElement,
+  useCallback,
+  useContext,
+  useEffect,
+  useRef,
+  useState,
+  useSyncExternalStore,
+  type ReactNode,
+} from 'react'
+import type { ConnectionState, RealtimeClient } from '../client/client.js'
+import type { PatchMessage, TopicMap, TopicName } from '../topics.js'
+import { safeMerge } from './merge.js'
+
+const RealtimeContext = createContext<RealtimeClient<TopicMap> | null>(null)
+
+/** Makes a realtime client available to the hooks below it. */
+export function RealtimeProvider<T extends TopicMap>(props: { client: RealtimeClient<T>; children?: ReactNode }) {
+  return createElement(RealtimeContext.Provider, { value: props.client as unknown as RealtimeClient<TopicMap> }, props.children)
+}
+
+/** The client given to the nearest `RealtimeProvider`. */
+export function useRealtimeClient<T extends TopicMap = TopicMap>(): RealtimeClient<T> {
+  const client = useContext(RealtimeContext)
+  if (!client) throw new Error('useRealtimeClient: no <RealtimeProvider client={...}> above this component')
+  return client as unknown as RealtimeClient<T>
+}
+
+/** The status of a topic hook: waiting for the server, live, or not subscribed (disabled or refused). */
+export type TopicStatus = 'subscribing' | 'subscribed' | 'unsubscribed'
+
+/** Options of `useTopic`. */
+export interface UseTopicOptions<T extends TopicMap, K extends TopicName<T>> {
+  /** Subscribe only while true. Default true. */
+  enabled?: boolean
+  /** Called when what was missed on the topic could not be recovered: refetch. */
+  onResync?: (topic: K) => void
+}
+
+/** The patch message type for one topic. */
+export type TopicPatch<T extends TopicMap, K extends TopicName<T>> = Extract<PatchMessage<T>, { topic: K }> & {
+  payload: T[K]
+}
+
+/**
+ * Subscribes to `topic` while mounted and calls `onPatch` for each of its patches. The latest
+ * `onPatch` is always used (no stale closure) and a new function does not resubscribe; only a
+ * change of `topic` or `enabled` does.
+ */
+export function useTopic<T extends TopicMap, K extends TopicName<T>>(
+  topic: K,
+  onPatch: (message: TopicPatch<T, K>) => void,
+  options: UseTopicOptions<T, K> = {},
+): { status: TopicStatus } {
+  const client = useRealtimeClient<T>()
+  const enabled = options.enabled ?? true
+  const latest = useRef({ onPatch, options })
+  latest.current = { onPatch, options }
+  const [status, setStatus] = useState<TopicStatus>(enabled ? 'subscribing' : 'unsubscribed')
+
+  useEffect(() => {
+    if (!enabled) {
+      setStatus('unsubscribed')
+      return
+    }
+    setStatus(client.subscriptionState(topic) === 'subscribed' ? 'subscribed' : 'subscribing')
+    const offPatch = client.on('patch', (message) => {
+      if (message.topic === topic) latest.current.onPatch(message as TopicPatch<T, K>)
+    })
+    const offResync = client.on('resync', (t) => {
+      if (t === topic) latest.current.options.onResync?.(topic)
+    })
+    const offSubscribed = client.on('subscribed', (t) => {
+      if (t === topic) setStatus('subscribed')
+    })
+    const offState = client.on('state', (state) => {
+      if (state !== 'connected') setStatus('subscribing')
+    })
+    const offUnsubscribed = client.on('unsubscribed', (t) => {
+      if (t === topic) setStatus('unsubscribed')
+    })
+    const offError = client.on('error', (error) => {
+      if (error.topic === topic && client.subscriptionState(topic) === 'unsubscribed') setStatus('unsubscribed')
+    })
+    client.subscribe(topic)
+    return () => {
+      offPatch()
+      offResync()
+      offSubscribed()
+      offState()
+      offUnsubscribed()
+      offError()
+      client.unsubscribe(topic)
+    }
+  }, [client, topic, enabled])
+
+  return { status }
+}
+
+/** Options of `useTopicState`. */
+export interface UseTopicStateOptions<T extends TopicMap, K extends TopicName<T>, S> extends UseTopicOptions<T, K> {
+  /** How a patch changes the state. Default: a safe shallow merge (`{...prev, ...payload}`). */
+  merge?: (prev: S, payload: T[K]) => S
+}
+
+/**
+ * State kept live by a topic: starts at `initial`, and each patch is merged into it. Returns the
+ * state, a setter (for the app's own fetches and optimistic edits) and the topic status.
+ */
+export function useTopicState<T extends TopicMap, K extends TopicName<T>, S = T[K]>(
+  topic: K,
+  initial: S | (() => S),
+  options: UseTopicStateOptions<T, K, S> = {},
+): [S, (next: S | ((prev: S) => S)) => void, { status: TopicStatus }] {
+  const [state, setState] = useState<S>(initial)
+  const mergeRef = useRef(options.merge)
+  mergeRef.current = options.merge
+  const onPatch = useCallback((message: TopicPatch<T, K>) => {
+    const merge = mergeRef.current
+    setState((prev) => (merge ? merge(prev, message.payload) : safeMerge(prev, message.payload)))
+  }, [])
+  const { status } = useTopic<T, K>(topic, onPatch, options)
+  return [state, setState, { status }]
+}
+
+/** The client's connection state, re-rendering on change. */
+export function useConnectionState(): ConnectionState {
+  const client = useRealtimeClient()
+  const subscribe = useCallback((onChange: () => void) => client.on('state', onChange), [client])
+  const get = useCallback(() => client.state, [client])
+  return useSyncExternalStore(subscribe, get, get)
+}

@@ -1,0 +1,448 @@
+import type { IncomingMessage } from 'node:http'
+import type { WebSocket } from 'ws'
+import { compareOffsets, type Bus } from '../bus/types.js'
+import {
+  CloseCode,
+  ErrorCode,
+  PROTOCOL_VERSION,
+  parseClientFrame,
+  type AuthFrame,
+  type ErrorFrame,
+  type FrameId,
+  type HelloFrame,
+  type ServerFrame,
+  type SubscribeFrame,
+  type UnsubscribeFrame,
+} from '../protocol.js'
+import { TokenBucket } from './limits.js'
+import { count, type StatsCounters } from './stats.js'
+import type { LocalTopics, Subscription } from './topics.js'
+import type { ExpiringPrincipal, Limits, Logger, Principal, RealtimeServerOptions } from './types.js'
+
+/** What a connection needs from its server. */
+export interface ConnectionContext {
+  bus: Bus
+  topics: LocalTopics
+  stats: StatsCounters
+  limits: Required<Limits>
+  logger: Logger
+  heartbeatMs: number
+  authenticate: RealtimeServerOptions['authenticate']
+  authorize: RealtimeServerOptions['authorize']
+  onClosed(connection: Connection): void
+}
+
+const SEND_OPTIONS = { binary: false, compress: false } as const
+/** How long a closing socket may take to flush its close frame before it is destroyed. */
+const CLOSE_GRACE_MS = 1000
+/** Frames held while `hello` is being authenticated. */
+const MAX_QUEUED_FRAMES = 256
+
+function isExpiring(value: unknown): value is ExpiringPrincipal {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    'principal' in value &&
+    typeof (value as { expiresAt?: unknown }).expiresAt === 'number'
+  )
+}
+
+/** A subscription of this connection, with what the protocol needs to answer for it. */
+interface ConnectionSubscription extends Subscription {
+  /** False once unsubscribed or closed: async steps of a pending subscribe check it. */
+  active: boolean
+}
+
+let nextConnectionNumber = 0
+
+/**
+ * One client connection: parses its frames, runs hello/auth, subscribes and unsubscribes it, and
+ * sends it frames with backpressure. Written against `ws`' WebSocket, of which it uses `send`,
+ * `close`, `terminate`, `ping`, `bufferedAmount` and `readyState`.
+ */
+export class Connection {
+  readonly id: string
+  principal: Principal = undefined
+  /** Set once `hello` succeeded (or, with no `authenticate` hook, from the start). */
+  private authenticated: boolean
+  private helloPending = false
+  private readonly queuedFrames: string[] = []
+  private readonly subscriptions = new Map<string, ConnectionSubscription>()
+  private readonly frames: TokenBucket
+  private readonly badFrames: TokenBucket
+  private expiryTimer: ReturnType<typeof setTimeout> | undefined
+  private handshakeTimer: ReturnType<typeof setTimeout> | undefined
+  private closeTimer: ReturnType<typeof setTimeout> | undefined
+  private closed = false
+  /** Cleared by each heartbeat, set by every pong and frame. */
+  alive = true
+
+  constructor(
+    readonly socket: WebSocket,
+    readonly request: IncomingMessage,
+    readonly address: string,
+    private readonly ctx: ConnectionContext,
+  ) {
+    this.id = `${(++nextConnectionNumber).toString(36)}-${Math.random().toString(36).slice(2, 10)}`
+    this.authenticated = !ctx.authenticate
+    const { limits } = ctx
+    this.frames = new TokenBucket(limits.frameBurst, limits.framesPerSecond)
+    this.badFrames = new TokenBucket(limits.maxBadFrames, 1)
+    if (ctx.authenticate) {
+      this.handshakeTimer = setTimeout(() => {
+        if (!this.authenticated) this.close(CloseCode.HandshakeTimeout, 'hello timeout')
+      }, limits.handshakeTimeoutMs)
+    }
+    socket.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
+    socket.on('pong', () => {
+      this.alive = true
+    })
+    socket.on('close', (code) => this.onClose(code))
+    // Without an 'error' listener a socket error would crash the process.
+    socket.on('error', (error) => {
+      this.ctx.logger.debug?.({ err: error, connectionId: this.id }, 'realtime: socket error')
+    })
+  }
+
+  get subscriptionCount(): number {
+    return this.subscriptions.size
+  }
+
+  /** Sends one text frame unless the peer is too far behind, in which case it is closed 4008. */
+  sendFrame(frame: Buffer | string): void {
+    const socket = this.socket
+    if (this.closed || socket.readyState !== 1) return
+    if (socket.bufferedAmount > this.ctx.limits.maxBufferedBytes) {
+      count(this.ctx.stats.drops, 'slow_consumer')
+      this.close(CloseCode.SlowConsumer, 'slow consumer')
+      return
+    }
+    socket.send(frame, SEND_OPTIONS)
+    const stats = this.ctx.stats
+    stats.messagesOut++
+    stats.bytesOut += frame.length
+  }
+
+  send(frame: ServerFrame): void {
+    this.sendFrame(JSON.stringify(frame))
+  }
+
+  /** Closes with a code; a peer that does not complete the close in time is destroyed. */
+  close(code: number, reason: string): void {
+    if (this.closed) return
+    this.closed = true
+    count(this.ctx.stats.closes, code)
+    this.detach()
+    try {
+      this.socket.close(code, reason)
+    } catch {
+      this.socket.terminate()
+    }
+    this.closeTimer = setTimeout(() => this.socket.terminate(), CLOSE_GRACE_MS)
+    this.closeTimer.unref?.()
+  }
+
+  /** Called by the heartbeat: a peer that has not answered since the last beat is closed 4009. */
+  heartbeat(): void {
+    if (this.closed) return
+    if (!this.alive) {
+      this.close(CloseCode.HeartbeatTimeout, 'heartbeat timeout')
+      return
+    }
+    this.alive = false
+    try {
+      this.socket.ping()
+    } catch {
+      // The socket is closing; its 'close' event cleans up.
+    }
+  }
+
+  /** Removes this connection's subscription to `topic`, telling the client why. */
+  revoke(topic: string, reason: string): boolean {
+    const subscription = this.subscriptions.get(topic)
+    if (!subscription) return false
+    this.drop(subscription)
+    this.send({ type: 'unsubscribed', topic, reason })
+    return true
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.closed) return
+    this.alive = true
+    this.ctx.stats.messagesIn++
+    if (isBinary) {
+      this.reject({ code: ErrorCode.BAD_REQUEST, message: 'binary frames are not supported; send JSON text' })
+      return
+    }
+    if (!this.frames.take()) {
+      count(this.ctx.stats.drops, 'rate_limited')
+      this.reject({ code: ErrorCode.RATE_LIMITED, message: 'too many frames; slow down' })
+      return
+    }
+    const text = data.toString('utf8')
+    // Frames after a pending hello wait for it, so a client may pipeline hello and subscribes.
+    if (this.helloPending) {
+      if (this.queuedFrames.length >= MAX_QUEUED_FRAMES) {
+        this.reject({ code: ErrorCode.RATE_LIMITED, message: 'too many frames before "welcome"' })
+        return
+      }
+      this.queuedFrames.push(text)
+      return
+    }
+    this.handle(text)
+  }
+
+  private handle(text: string): void {
+    const parsed = parseClientFrame(text)
+    if (!parsed.ok) {
+      this.reject(parsed)
+      return
+    }
+    const frame = parsed.frame
+    switch (frame.type) {
+      case 'hello':
+        void this.onHello(frame)
+        return
+      case 'auth':
+        void this.onAuth(frame)
+        return
+      case 'ping':
+        this.send(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id })
+        return
+      case 'subscribe':
+        if (!this.requireAuthenticated(frame.id, frame.topic)) return
+        void this.onSubscribe(frame)
+        return
+      case 'unsubscribe':
+        if (!this.requireAuthenticated(frame.id, frame.topic)) return
+        this.onUnsubscribe(frame)
+        return
+    }
+  }
+
+  /** Sends an `error` frame for a bad frame; a connection that keeps sending them is closed 4000. */
+  private reject(error: { code: ErrorCode; message: string; id?: FrameId; topic?: string }): void {
+    count(this.ctx.stats.errors, error.code)
+    const frame: ErrorFrame = { type: 'error', code: error.code, message: error.message }
+    if (error.id !== undefined) frame.id = error.id
+    if (error.topic !== undefined) frame.topic = error.topic
+    this.send(frame)
+    const abusive =
+      error.code === ErrorCode.BAD_REQUEST ||
+      error.code === ErrorCode.UNKNOWN_TYPE ||
+      error.code === ErrorCode.INVALID_TOPIC ||
+      error.code === ErrorCode.RATE_LIMITED ||
+      error.code === ErrorCode.UNSUPPORTED_VERSION
+    if (abusive && !this.badFrames.take()) this.close(CloseCode.ProtocolAbuse, 'too many bad frames')
+  }
+
+  private requireAuthenticated(id: FrameId | undefined, topic: string): boolean {
+    if (this.authenticated) return true
+    this.reject({ code: ErrorCode.UNAUTHORIZED, message: 'send "hello" with credentials first', id, topic })
+    return false
+  }
+
+  private async onHello(frame: HelloFrame): Promise<void> {
+    const authenticate = this.ctx.authenticate
+    if (!authenticate) {
+      this.authenticated = true
+      this.send({ type: 'welcome', v: PROTOCOL_VERSION, connectionId: this.id, heartbeatMs: this.ctx.heartbeatMs })
+      return
+    }
+    if (this.authenticated) {
+      this.reject({ code: ErrorCode.BAD_REQUEST, message: '"hello" was already accepted; use "auth" to renew credentials' })
+      return
+    }
+    this.helloPending = true
+    let result: unknown
+    try {
+      result = await authenticate(this.request, frame.auth)
+      if (result === undefined || result === null || result === false) throw new Error('authenticate refused')
+    } catch (error) {
+      this.helloPending = false
+      this.queuedFrames.length = 0
+      count(this.ctx.stats.refused, 'unauthorized')
+      this.ctx.logger.info({ connectionId: this.id, reason: errorMessage(error) }, 'realtime: authentication refused')
+      this.close(CloseCode.Unauthorized, 'unauthorized')
+      return
+    }
+    if (this.closed) return
+    this.helloPending = false
+    this.authenticated = true
+    clearTimeout(this.handshakeTimer)
+    const expiresAt = this.adopt(result)
+    const welcome: ServerFrame = { type: 'welcome', v: PROTOCOL_VERSION, connectionId: this.id, heartbeatMs: this.ctx.heartbeatMs }
+    if (expiresAt !== undefined) welcome.expiresAt = expiresAt
+    this.send(welcome)
+    for (const queued of this.queuedFrames.splice(0)) {
+      if (this.closed || this.helloPending) break
+      this.handle(queued)
+    }
+  }
+
+  private async onAuth(frame: AuthFrame): Promise<void> {
+    const authenticate = this.ctx.authenticate
+    if (!authenticate) {
+      this.send(frame.id === undefined ? { type: 'authenticated' } : { type: 'authenticated', id: frame.id })
+      return
+    }
+    if (!this.authenticated) {
+      this.reject({ code: ErrorCode.UNAUTHORIZED, message: 'send "hello" first', id: frame.id })
+      return
+    }
+    let result: unknown
+    try {
+      result = await authenticate(this.request, frame.auth)
+      if (result === undefined || result === null || result === false) throw new Error('authenticate refused')
+    } catch (error) {
+      count(this.ctx.stats.refused, 'unauthorized')
+      this.reject({ code: ErrorCode.UNAUTHORIZED, message: `credentials refused: ${errorMessage(error)}`, id: frame.id })
+      return
+    }
+    if (this.closed) return
+    const expiresAt = this.adopt(result)
+    const reply: ServerFrame = { type: 'authenticated' }
+    if (frame.id !== undefined) reply.id = frame.id
+    if (expiresAt !== undefined) reply.expiresAt = expiresAt
+    this.send(reply)
+    // The principal may have changed: keep only the subscriptions it may still have.
+    const authorize = this.ctx.authorize
+    if (!authorize) return
+    for (const topic of [...this.subscriptions.keys()]) {
+      let allowed = false
+      try {
+        allowed = await authorize(this.principal, topic)
+      } catch {
+        allowed = false
+      }
+      if (!allowed && !this.closed) this.revoke(topic, 'forbidden')
+    }
+  }
+
+  /** Takes the principal (and expiry) that `authenticate` returned; returns the expiry. */
+  private adopt(result: unknown): number | undefined {
+    clearTimeout(this.expiryTimer)
+    this.expiryTimer = undefined
+    if (!isExpiring(result)) {
+      this.principal = result
+      return undefined
+    }
+    this.principal = result.principal
+    const delay = Math.max(0, result.expiresAt - Date.now())
+    // setTimeout overflows past 2^31-1 ms; such a long expiry is as good as none.
+    if (delay < 2 ** 31 - 1) {
+      this.expiryTimer = setTimeout(() => {
+        count(this.ctx.stats.refused, 'expired')
+        this.close(CloseCode.Unauthorized, 'credentials expired')
+      }, delay)
+    }
+    return result.expiresAt
+  }
+
+  private async onSubscribe(frame: SubscribeFrame): Promise<void> {
+    const { topic, id } = frame
+    const { ctx } = this
+    const existing = this.subscriptions.get(topic)
+    if (existing) this.drop(existing)
+    else if (this.subscriptions.size >= ctx.limits.maxSubscriptions) {
+      count(ctx.stats.drops, 'too_many_subscriptions')
+      this.reject({
+        code: ErrorCode.TOO_MANY_SUBSCRIPTIONS,
+        message: `at most ${ctx.limits.maxSubscriptions} subscriptions per connection`,
+        id,
+        topic,
+      })
+      return
+    }
+    const subscription: ConnectionSubscription = { sink: this, topic, pending: [], active: true }
+    // Registered before any await so that the limit counts it and an unsubscribe can cancel it.
+    this.subscriptions.set(topic, subscription)
+    try {
+      if (ctx.authorize) {
+        let allowed: boolean
+        try {
+          allowed = await ctx.authorize(this.principal, topic)
+        } catch (error) {
+          ctx.logger.error({ err: error, topic, connectionId: this.id }, 'realtime: authorize threw')
+          allowed = false
+        }
+        if (!subscription.active) return
+        if (!allowed) {
+          this.subscriptions.delete(topic)
+          subscription.active = false
+          count(ctx.stats.refused, 'forbidden')
+          ctx.logger.info({ connectionId: this.id, topic }, 'realtime: subscription forbidden')
+          this.reject({ code: ErrorCode.FORBIDDEN, message: `not allowed to subscribe to "${topic}"`, id, topic })
+          return
+        }
+      }
+      // Join first, then read history: what is published meanwhile waits in `pending`.
+      await ctx.topics.join(subscription)
+      if (!subscription.active) return
+      const history = await ctx.bus.history(topic, frame.since)
+      if (!subscription.active) return
+      const { position, recovered } = history
+      this.send({ type: 'subscribed', ...(id === undefined ? {} : { id }), topic, epoch: position.epoch, offset: position.offset, recovered })
+      let last = recovered && frame.since ? frame.since.offset : position.offset
+      for (const message of history.messages) {
+        this.sendFrame(ctx.topics.frameText(topic, message))
+        last = message.offset
+      }
+      const pending = subscription.pending ?? []
+      subscription.pending = null
+      for (const message of pending) {
+        if (message.epoch === position.epoch && compareOffsets(message.offset, last) <= 0) continue
+        this.sendFrame(ctx.topics.frameText(topic, message))
+        last = message.offset
+      }
+      const sent = history.messages.length + pending.length
+      if (sent > 0) ctx.stats.delivered += sent
+    } catch (error) {
+      if (!subscription.active) return
+      this.drop(subscription)
+      ctx.logger.error({ err: error, topic, connectionId: this.id }, 'realtime: subscribe failed')
+      count(ctx.stats.errors, ErrorCode.INTERNAL)
+      this.send({ type: 'error', ...(id === undefined ? {} : { id }), topic, code: ErrorCode.INTERNAL, message: 'subscribe failed: the bus is unavailable; retry later' })
+    }
+  }
+
+  private onUnsubscribe(frame: UnsubscribeFrame): void {
+    const subscription = this.subscriptions.get(frame.topic)
+    if (subscription) this.drop(subscription)
+    this.send({ type: 'unsubscribed', ...(frame.id === undefined ? {} : { id: frame.id }), topic: frame.topic })
+  }
+
+  private drop(subscription: ConnectionSubscription): void {
+    subscription.active = false
+    subscription.pending = null
+    if (this.subscriptions.get(subscription.topic) === subscription) this.subscriptions.delete(subscription.topic)
+    this.ctx.topics.leave(subscription)
+  }
+
+  /** Leaves every topic and stops every timer. */
+  private detach(): void {
+    for (const subscription of this.subscriptions.values()) {
+      subscription.active = false
+      subscription.pending = null
+      this.ctx.topics.leave(subscription)
+    }
+    this.subscriptions.clear()
+    this.queuedFrames.length = 0
+    clearTimeout(this.expiryTimer)
+    clearTimeout(this.handshakeTimer)
+  }
+
+  private onClose(code: number): void {
+    clearTimeout(this.closeTimer)
+    if (!this.closed) {
+      this.closed = true
+      count(this.ctx.stats.closes, code)
+      this.detach()
+    }
+    this.ctx.onClosed(this)
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}

@@ -1,0 +1,29 @@
+/**
+ * `@app/realtime/server`: the WebSocket server and the default in-memory bus (Node only).
+ */
+export { createRealtimeServer } from './server.js'
+export { DEFAULT_LIMITS } from './limits.js'
+export type {
+  ExpiringPrincipal,
+  Limits,
+  Logger,
+  Principal,
+  RealtimeServer,
+  RealtimeServerOptions,
+  RealtimeStats,
+  TopicListenerHandle,
+} from './types.js'
+export { InMemoryBus, type InMemoryBusOptions } from '../bus/memory.js'
+export {
+  compareOffsets,
+  DEFAULT_HISTORY_SIZE,
+  DEFAULT_HISTORY_TTL_MS,
+  type Bus,
+  type BusListener,
+  type BusMessage,
+  type BusStatus,
+  type HistoryOptions,
+  type HistoryResult,
+} from '../bus/types.js'
+export { RealtimeError, isRealtimeError, RealtimeErrorCode } from '../errors.js'
+export type { Position, TopicMap, TopicName, TopicPayload } from '../topics.js'

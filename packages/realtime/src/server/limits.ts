@@ -1,0 +1,59 @@
+import type { Limits } from './types.js'
+
+/** The limits in force when an option is not given. docs/security.md explains each. */
+export const DEFAULT_LIMITS: Required<Limits> = {
+  maxPayloadBytes: 64 * 1024,
+  maxSubscriptions: 100,
+  framesPerSecond: 100,
+  frameBurst: 200,
+  maxBufferedBytes: 1024 * 1024,
+  maxBadFrames: 20,
+  maxConnectionsPerAddress: 1000,
+  maxConnections: 100_000,
+  handshakeTimeoutMs: 10_000,
+}
+
+/** Fills in defaults; `frameBurst` defaults to twice the given `framesPerSecond`. */
+export function resolveLimits(limits: Limits = {}): Required<Limits> {
+  const resolved = { ...DEFAULT_LIMITS }
+  for (const [key, value] of Object.entries(limits) as [keyof Limits, number | undefined][]) {
+    if (value === undefined) continue
+    if (typeof value !== 'number' || !(value > 0)) {
+      throw new TypeError(`limits.${key} must be a positive number, got ${String(value)}`)
+    }
+    resolved[key] = value
+  }
+  if (limits.framesPerSecond !== undefined && limits.frameBurst === undefined) {
+    resolved.frameBurst = limits.framesPerSecond * 2
+  }
+  return resolved
+}
+
+/**
+ * A token bucket: `capacity` tokens, refilled at `perSecond`. Refill is computed lazily on take,
+ * so an idle connection costs no timer.
+ */
+export class TokenBucket {
+  private tokens: number
+  private updatedAt: number
+
+  constructor(
+    private readonly capacity: number,
+    private readonly perSecond: number,
+  ) {
+    this.tokens = capacity
+    this.updatedAt = Date.now()
+  }
+
+  /** Takes one token; false when the bucket is empty. */
+  take(now = Date.now()): boolean {
+    const elapsed = now - this.updatedAt
+    if (elapsed > 0) {
+      this.tokens = Math.min(this.capacity, this.tokens + (elapsed * this.perSecond) / 1000)
+      this.updatedAt = now
+    }
+    if (this.tokens < 1) return false
+    this.tokens -= 1
+    return true
+  }
+}

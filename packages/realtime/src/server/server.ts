@@ -1,0 +1,248 @@
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { InMemoryBus } from '../bus/memory.js'
+import type { Bus } from '../bus/types.js'
+import { RealtimeError, isRealtimeError } from '../errors.js'
+import { CloseCode, isValidTopic } from '../protocol.js'
+import type { Position, TopicMap } from '../topics.js'
+import { Connection, type ConnectionContext } from './connection.js'
+import { Heartbeat } from './heartbeat.js'
+import { resolveLimits } from './limits.js'
+import { StatsCounters, count } from './stats.js'
+import { LocalTopics, type ServerTopicListener } from './topics.js'
+import type {
+  Logger,
+  Principal,
+  RealtimeServer,
+  RealtimeServerOptions,
+  TopicListenerHandle,
+} from './types.js'
+
+const silentLogger: Logger = { info() {}, warn() {}, error() {} }
+
+/** How long `close()` waits for clients to finish the closing handshake before destroying them. */
+const CLOSE_DRAIN_MS = 2000
+
+/**
+ * Creates a realtime server on `ws`. Attach it to an `http.Server` (`server`) or call
+ * `handleUpgrade` yourself (`noServer`). See docs/api/server.md.
+ */
+export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principal>(
+  options: RealtimeServerOptions<P> = {},
+): RealtimeServer<T, P> {
+  if (!options.server && !options.noServer) {
+    throw new TypeError('createRealtimeServer needs either `server` (an http.Server) or `noServer: true`')
+  }
+  const path = options.path ?? '/ws'
+  const limits = resolveLimits(options.limits)
+  const logger = options.logger ?? silentLogger
+  const heartbeatMs = options.heartbeatMs ?? 25_000
+  const bus: Bus = options.bus ?? new InMemoryBus(options.history ? { history: options.history } : {})
+  const allowedOrigins = options.allowedOrigins ? new Set(options.allowedOrigins) : undefined
+  const stats = new StatsCounters()
+  const topics = new LocalTopics(bus, logger, (sent) => {
+    stats.delivered += sent
+  })
+  const connections = new Set<Connection>()
+  const perAddress = new Map<string, number>()
+  let busUp = bus.healthy !== false
+  const stopBusStatus = bus.onStatus?.((status) => {
+    busUp = status === 'up'
+    logger[status === 'up' ? 'info' : 'warn']({ busStatus: status }, `realtime: bus is ${status}`)
+  })
+  let closing: Promise<void> | undefined
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: limits.maxPayloadBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+  })
+
+  const ctx: ConnectionContext = {
+    bus,
+    topics,
+    stats,
+    limits,
+    logger,
+    heartbeatMs,
+    authenticate: options.authenticate as ConnectionContext['authenticate'],
+    authorize: options.authorize as ConnectionContext['authorize'],
+    onClosed(connection) {
+      if (!connections.delete(connection)) return
+      const left = (perAddress.get(connection.address) ?? 1) - 1
+      if (left > 0) perAddress.set(connection.address, left)
+      else perAddress.delete(connection.address)
+      logger.info({ connectionId: connection.id, connections: connections.size }, 'realtime: connection closed')
+    },
+  }
+
+  const heartbeat = new Heartbeat(heartbeatMs, () => {
+    for (const connection of connections) connection.heartbeat()
+  })
+  heartbeat.start()
+
+  function refuse(socket: Duplex, status: number, reason: string, message: string): void {
+    count(stats.refused, reason)
+    logger.info({ reason }, 'realtime: upgrade refused')
+    if (socket.writable) {
+      const body = JSON.stringify({ error: { code: reason, message } })
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : status === 400 ? 'Bad Request' : 'Service Unavailable'}\r\n` +
+          'Connection: close\r\nContent-Type: application/json\r\n' +
+          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      )
+    }
+    socket.destroy()
+  }
+
+  function handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy())
+    if (closing) return refuse(socket, 503, 'shutting_down', 'the server is shutting down')
+    const origin = request.headers.origin
+    if (allowedOrigins && (!origin || !allowedOrigins.has(origin))) {
+      return refuse(socket, 403, 'origin', 'origin not allowed')
+    }
+    const address = request.socket.remoteAddress ?? 'unknown'
+    if (connections.size >= limits.maxConnections) {
+      return refuse(socket, 503, 'max_connections', 'the server is at its connection limit')
+    }
+    if ((perAddress.get(address) ?? 0) >= limits.maxConnectionsPerAddress) {
+      return refuse(socket, 503, 'max_connections_per_address', 'too many connections from this address')
+    }
+    // Counted before the handshake finishes so that a burst cannot overshoot the limits.
+    perAddress.set(address, (perAddress.get(address) ?? 0) + 1)
+    const placeholder = { address } as Connection
+    connections.add(placeholder)
+    wss.handleUpgrade(request, socket, head, (ws: WebSocket) => {
+      connections.delete(placeholder)
+      if (closing) {
+        ws.close(CloseCode.GoingAway, 'server shutting down')
+        ctx.onClosed(placeholder)
+        return
+      }
+      const connection = new Connection(ws, request, address, ctx)
+      connections.add(connection)
+      logger.info({ connectionId: connection.id, address, connections: connections.size }, 'realtime: connection opened')
+    })
+    // `ws` answers a bad handshake itself and never calls back: undo the reservation then.
+    socket.once('close', () => {
+      if (connections.delete(placeholder)) ctx.onClosed(placeholder)
+    })
+  }
+
+  const onServerUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const url = request.url ?? '/'
+    const pathname = url.split('?', 1)[0]
+    if (pathname === path) {
+      handleUpgrade(request, socket, head)
+      return
+    }
+    // Other upgrade handlers (a dev server's HMR, say) may want this one; refuse only if none exists.
+    if (options.server && options.server.listenerCount('upgrade') === 1) {
+      refuse(socket, 400, 'path', `no WebSocket endpoint at ${pathname}`)
+    }
+  }
+  if (options.server && !options.noServer) options.server.on('upgrade', onServerUpgrade)
+
+  async function publishTopic(topic: string, payload: unknown): Promise<Position> {
+    if (closing) throw new RealtimeError('CLOSED', 'the realtime server is closed')
+    if (!isValidTopic(topic)) {
+      throw new RealtimeError('INVALID_TOPIC', `invalid topic ${JSON.stringify(String(topic).slice(0, 50))}: 1-200 characters of A-Z a-z 0-9 _ - : . @`)
+    }
+    if (options.validate) {
+      try {
+        options.validate(topic, payload)
+      } catch (error) {
+        throw new RealtimeError('INVALID_PAYLOAD', `payload for "${topic}" is invalid: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
+      }
+    }
+    let data: string | undefined
+    try {
+      data = JSON.stringify(payload)
+    } catch (error) {
+      throw new RealtimeError('INVALID_PAYLOAD', `payload for "${topic}" cannot be serialized as JSON`, { cause: error })
+    }
+    if (data === undefined) throw new RealtimeError('INVALID_PAYLOAD', `payload for "${topic}" is not JSON (undefined or a function)`)
+    try {
+      const position = await bus.publish(topic, data)
+      stats.published++
+      return position
+    } catch (error) {
+      if (isRealtimeError(error)) throw error
+      throw new RealtimeError('BUS_UNAVAILABLE', `publish to "${topic}" failed: the bus is unavailable`, { cause: error })
+    }
+  }
+
+  function onTopic(topic: string, listener: (payload: never, position: Position) => void): TopicListenerHandle {
+    if (!isValidTopic(topic)) throw new RealtimeError('INVALID_TOPIC', `invalid topic ${JSON.stringify(String(topic).slice(0, 50))}`)
+    const fn = listener as ServerTopicListener
+    const ready = topics.listen(topic, fn)
+    // Callers that never await `ready` must not see an unhandled rejection; the failure is logged.
+    ready.catch((error: unknown) => logger.error({ err: error, topic }, 'realtime: onTopic could not subscribe to the bus'))
+    const remove = (() => topics.unlisten(topic, fn)) as TopicListenerHandle
+    remove.ready = ready
+    return remove
+  }
+
+  function revoke(topic: string, predicate?: (principal: P) => boolean, reason = 'revoked'): number {
+    let revoked = 0
+    for (const subscription of [...topics.subscriptionsOf(topic)]) {
+      const connection = subscription.sink as Connection
+      if (predicate && !predicate(connection.principal as P)) continue
+      if (connection.revoke(topic, reason)) revoked++
+    }
+    return revoked
+  }
+
+  function stats_() {
+    let subscriptions = 0
+    let open = 0
+    for (const connection of connections) {
+      if (!(connection instanceof Connection)) continue
+      open++
+      subscriptions += connection.subscriptionCount
+    }
+    return stats.snapshot({ connections: open, subscriptions, topics: topics.size, busStatus: busUp ? 'up' : 'down' })
+  }
+
+  async function close(): Promise<void> {
+    closing ??= (async () => {
+      if (options.server) options.server.off('upgrade', onServerUpgrade)
+      heartbeat.stop()
+      const open = [...connections].filter((c): c is Connection => c instanceof Connection)
+      await Promise.all(
+        open.map(
+          (connection) =>
+            new Promise<void>((resolve) => {
+              if (connection.socket.readyState === 3) return resolve()
+              const timer = setTimeout(() => {
+                connection.socket.terminate()
+                resolve()
+              }, CLOSE_DRAIN_MS)
+              connection.socket.once('close', () => {
+                clearTimeout(timer)
+                resolve()
+              })
+              connection.close(CloseCode.GoingAway, 'server shutting down')
+            }),
+        ),
+      )
+      stopBusStatus?.()
+      await new Promise<void>((resolve) => wss.close(() => resolve()))
+      if (options.closeBus !== false) await bus.close()
+    })()
+    return closing
+  }
+
+  return {
+    publishTopic: publishTopic as RealtimeServer<T, P>['publishTopic'],
+    onTopic: onTopic as RealtimeServer<T, P>['onTopic'],
+    revoke,
+    handleUpgrade,
+    stats: stats_,
+    close,
+    bus,
+  }
+}
