@@ -1,0 +1,104 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import fastifyStatic from '@fastify/static'
+import realtime from '@app/realtime/fastify'
+import type { Bus } from '@app/realtime/server'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { UserCache } from './cache.js'
+import type { AppConfig } from './config.js'
+import { ApiError, registerErrorHandling } from './errors.js'
+import { bearerToken, mayRead, type Principal } from './principal.js'
+import { authRoutes } from './routes/authRoutes.js'
+import { userRoutes } from './routes/userRoutes.js'
+import { SessionError, SessionSigner } from './session.js'
+import { openRepository, type UserRepository } from './storage/index.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    appConfig: AppConfig
+    users: UserRepository
+    userCache: UserCache
+    sessions: SessionSigner
+    /** The principal of a session token; throws a 401 `ApiError` when it is not valid. */
+    principalOf(token: string): Principal
+  }
+}
+
+/** Extra wiring, for tests that bring their own bus (two apps on one RedisBus, say). */
+export interface BuildOptions {
+  bus?: Bus
+}
+
+async function createBus(config: AppConfig): Promise<Bus | undefined> {
+  if (!config.redisUrl) return undefined
+  // Loaded only when asked for, so that a single instance needs neither Redis nor ioredis.
+  const { RedisBus } = await import('@app/realtime/redis')
+  return new RedisBus({ url: config.redisUrl, prefix: config.redisPrefix })
+}
+
+/**
+ * The whole server, not yet listening: `await app.listen(...)` starts it, `app.close()` stops
+ * the realtime server, the bus and the database.
+ */
+export async function buildApp(config: AppConfig, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: config.logger,
+    bodyLimit: 256 * 1024,
+    // Unknown fields must be refused (not silently dropped) and types not coerced.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
+  })
+  registerErrorHandling(app)
+
+  const users = await openRepository(config.storage)
+  app.decorate('appConfig', config)
+  app.decorate('users', users)
+  app.decorate('userCache', new UserCache({ ttlMs: config.cacheTtlMs }))
+  const sessions = new SessionSigner(config.sessionSecret, config.sessionTtlMs)
+  app.decorate('sessions', sessions)
+  app.decorate('principalOf', (token: string): Principal => {
+    try {
+      const { userId } = sessions.verify(token)
+      return { userId, isAdmin: config.adminUserIds.has(userId) }
+    } catch (error) {
+      if (error instanceof SessionError) throw new ApiError(401, 'INVALID_TOKEN', `session token refused: ${error.message}`)
+      throw error
+    }
+  })
+  app.decorateRequest('principal', null)
+  app.addHook('onClose', async () => {
+    await users.close()
+  })
+
+  const bus = options.bus ?? (await createBus(config))
+  await app.register(realtime, {
+    path: '/ws',
+    ...(bus ? { bus } : {}),
+    // The browser sends its session token in `hello`; other clients may use the header.
+    authenticate: (request, auth) => {
+      const { userId, expiresAt } = sessions.verify(auth ?? bearerToken(request.headers))
+      return { principal: { userId, isAdmin: config.adminUserIds.has(userId) }, expiresAt }
+    },
+    authorize: (principal, topic) => mayRead(principal, topic),
+  })
+  // Every instance drops its cached copies when any instance writes.
+  const stopInvalidation = app.realtime.onTopic('cache:users', ({ userIds }) => app.userCache.invalidate(userIds))
+  await stopInvalidation.ready
+
+  await app.register(authRoutes)
+  await app.register(userRoutes)
+  app.get('/healthz', async () => ({ ok: true }))
+
+  const hasWeb = existsSync(join(config.webRoot, 'index.html'))
+  if (hasWeb) await app.register(fastifyStatic, { root: config.webRoot, wildcard: false })
+  else app.log.warn({ webRoot: config.webRoot }, 'web app not built: run `npm run build -w profile-app`')
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? ''
+    // The web app routes on the client: any page that is not a file or an API gets index.html.
+    if (hasWeb && request.method === 'GET' && !path.startsWith('/api/') && !path.includes('.')) {
+      return reply.sendFile('index.html')
+    }
+    return reply.status(404).send({ error: { code: 'NOT_FOUND', message: `no route ${request.method} ${path}` } })
+  })
+  return app
+}

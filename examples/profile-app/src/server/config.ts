@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { FastifyServerOptions } from 'fastify'
+import type { StorageConfig } from './storage/index.js'
+
+const appRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+/** Everything `buildApp` needs; `loadConfig` reads it from the environment. */
+export interface AppConfig {
+  port: number
+  host: string
+  storage: StorageConfig
+  /** Redis for the realtime bus; unset means the in-memory bus (one instance). */
+  redisUrl?: string
+  /** Key prefix in Redis, so that several apps (or test runs) can share one server. */
+  redisPrefix?: string
+  /** The bot token that signs Telegram init data; without it Telegram sign-in answers 503. */
+  botToken?: string
+  /** Oldest accepted init data, in seconds. */
+  initDataMaxAgeSeconds: number
+  adminUserIds: ReadonlySet<string>
+  sessionSecret: string | Buffer
+  sessionTtlMs: number
+  /** The dev login (any user id, no Telegram). Only the demo sets it. */
+  devLogin: boolean
+  cacheTtlMs: number
+  /** The built web app; not served when the folder does not exist. */
+  webRoot: string
+  logger: FastifyServerOptions['logger']
+}
+
+/** Error for an environment the app cannot start with. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError'
+}
+
+function parseIds(value: string | undefined): Set<string> {
+  const ids = (value ?? '')
+    .split(',')
+    .map((id) => id.trim())
+    .filter(Boolean)
+  for (const id of ids) if (!/^\d{1,20}$/.test(id)) throw new ConfigError(`ADMIN_USER_IDS: "${id}" is not a user id`)
+  return new Set(ids)
+}
+
+function parseInteger(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined || value === '') return fallback
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer in ${min}..${max}`)
+  return n
+}
+
+/**
+ * Reads the configuration from environment variables. `demo` (the `npm start` of the README)
+ * turns on the dev login and makes user 1 an admin unless ADMIN_USER_IDS says otherwise.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv, options: { demo?: boolean } = {}): AppConfig {
+  const demo = options.demo === true
+  const devLogin = env.DEV_LOGIN === '1' || (demo && env.DEV_LOGIN === undefined)
+  const sessionSecret = env.SESSION_SECRET
+  if (sessionSecret !== undefined && sessionSecret.length < 16) {
+    throw new ConfigError('SESSION_SECRET must be at least 16 characters')
+  }
+  if (env.NODE_ENV === 'production' && devLogin) throw new ConfigError('DEV_LOGIN=1 is refused when NODE_ENV=production')
+  return {
+    port: parseInteger('PORT', env.PORT, 3000, 0, 65535),
+    host: env.HOST || 'localhost',
+    storage: env.DATABASE_URL
+      ? { databaseUrl: env.DATABASE_URL, pgSchema: env.PG_SCHEMA || 'public' }
+      : { sqlitePath: env.SQLITE_PATH || join(appRoot, '.data', 'profile.db') },
+    redisUrl: env.REDIS_URL || undefined,
+    redisPrefix: env.REDIS_PREFIX || 'profile-app:',
+    botToken: env.BOT_TOKEN || undefined,
+    initDataMaxAgeSeconds: parseInteger('INIT_DATA_MAX_AGE', env.INIT_DATA_MAX_AGE, 86_400, 1, 30 * 86_400),
+    adminUserIds: parseIds(env.ADMIN_USER_IDS ?? (demo ? '1' : '')),
+    // Random per process: tokens die with the process and do not work on another instance.
+    sessionSecret: sessionSecret ?? randomBytes(32),
+    sessionTtlMs: parseInteger('SESSION_TTL_SECONDS', env.SESSION_TTL_SECONDS, 12 * 3600, 60, 30 * 86_400) * 1000,
+    devLogin,
+    cacheTtlMs: 30_000,
+    webRoot: env.WEB_ROOT || join(appRoot, 'dist', 'web'),
+    logger: { level: env.LOG_LEVEL || 'info' },
+  }
+}

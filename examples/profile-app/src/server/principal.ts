@@ -1,0 +1,52 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Topics } from '../shared/topics.js'
+import { ApiError } from './errors.js'
+
+/** Who a request or a WebSocket connection acts as. */
+export interface Principal {
+  userId: string
+  isAdmin: boolean
+}
+
+declare module '@app/realtime/fastify' {
+  interface RealtimeRegister {
+    topics: Topics
+    principal: Principal
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by `requireSession`. */
+    principal: Principal | null
+  }
+}
+
+/** Topic rules: `user:<id>` for that user and admins, `profile` for admins, nothing else. */
+export function mayRead(principal: Principal, topic: string): boolean {
+  if (topic === `user:${principal.userId}`) return true
+  if (!principal.isAdmin) return false
+  return topic === 'profile' || /^user:\d{1,20}$/.test(topic)
+}
+
+/** The bearer token of a request, if any. */
+export function bearerToken(headers: IncomingHttpHeaders): string | undefined {
+  const header = headers.authorization
+  if (typeof header !== 'string') return undefined
+  const match = /^Bearer ([A-Za-z0-9_.-]+)$/.exec(header)
+  return match?.[1]
+}
+
+/** onRequest hook: 401 without a valid session token. */
+export async function requireSession(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+  const token = bearerToken(request.headers)
+  if (!token) throw new ApiError(401, 'UNAUTHORIZED', 'sign in first: send Authorization: Bearer <token>')
+  request.principal = request.server.principalOf(token)
+}
+
+/** onRequest hook: 403 unless the signed-in user is an admin. */
+export async function requireAdmin(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  await requireSession(request, reply)
+  if (!request.principal?.isAdmin) throw new ApiError(403, 'FORBIDDEN', 'admins only')
+}

@@ -1,0 +1,144 @@
+import pg from 'pg'
+import type { User } from '../../shared/topics.js'
+import { nextUpdatedAt, UserNotFoundError, type UserChanges, type UserRepository, type UserUpdate } from './repository.js'
+
+interface Row {
+  user_id: string
+  tg_username: string
+  photo_url: string | null
+  updated_at: string
+}
+
+function toUser(row: Row): User {
+  return { userId: row.user_id, tgUsername: row.tg_username, photoUrl: row.photo_url, updatedAt: row.updated_at }
+}
+
+/** Profiles in PostgreSQL, for instances on several machines. */
+export class PostgresUserRepository implements UserRepository {
+  readonly #pool: pg.Pool
+  readonly #table: string
+  readonly #schema: string
+  #ready: Promise<void> | undefined
+
+  /**
+   * `schema` holds the `users` table (created on first use with the schema itself); tests pass a
+   * unique one so that they never touch anyone else's tables.
+   */
+  constructor(connectionString: string, schema = 'public') {
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`invalid PostgreSQL schema name "${schema}"`)
+    this.#schema = schema
+    this.#table = `"${schema}".users`
+    this.#pool = new pg.Pool({ connectionString, max: 10 })
+    // An idle client's error (a restarted server) must not crash the process; the pool replaces it.
+    this.#pool.on('error', () => {})
+  }
+
+  /** Creates the schema and table when missing. Every method awaits it. */
+  init(): Promise<void> {
+    this.#ready ??= this.#pool
+      .query(
+        `CREATE SCHEMA IF NOT EXISTS "${this.#schema}";
+         CREATE TABLE IF NOT EXISTS ${this.#table} (
+           user_id     TEXT PRIMARY KEY,
+           tg_username TEXT NOT NULL,
+           photo_url   TEXT,
+           updated_at  TEXT NOT NULL
+         )`,
+      )
+      .then(() => undefined)
+      .catch((error: unknown) => {
+        this.#ready = undefined
+        throw error
+      })
+    return this.#ready
+  }
+
+  async get(userId: string): Promise<User | null> {
+    await this.init()
+    const { rows } = await this.#pool.query<Row>(`SELECT * FROM ${this.#table} WHERE user_id = $1`, [userId])
+    return rows[0] ? toUser(rows[0]) : null
+  }
+
+  async list(page: { limit: number; offset: number }): Promise<{ users: User[]; total: number }> {
+    await this.init()
+    const [{ rows }, count] = await Promise.all([
+      this.#pool.query<Row>(
+        `SELECT * FROM ${this.#table} ORDER BY length(user_id), user_id LIMIT $1 OFFSET $2`,
+        [page.limit, page.offset],
+      ),
+      this.#pool.query<{ total: string }>(`SELECT count(*) AS total FROM ${this.#table}`),
+    ])
+    return { users: rows.map(toUser), total: Number(count.rows[0]?.total ?? 0) }
+  }
+
+  async upsert(user: Omit<User, 'updatedAt'>): Promise<User> {
+    return this.#transaction(async (client) => {
+      const { rows } = await client.query<Row>(`SELECT * FROM ${this.#table} WHERE user_id = $1 FOR UPDATE`, [
+        user.userId,
+      ])
+      const updatedAt = nextUpdatedAt(rows[0]?.updated_at)
+      await client.query(
+        `INSERT INTO ${this.#table} (user_id, tg_username, photo_url, updated_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (user_id) DO UPDATE SET tg_username = EXCLUDED.tg_username,
+           photo_url = EXCLUDED.photo_url, updated_at = EXCLUDED.updated_at`,
+        [user.userId, user.tgUsername, user.photoUrl, updatedAt],
+      )
+      return { ...user, updatedAt }
+    })
+  }
+
+  async update(userId: string, changes: UserChanges): Promise<User | null> {
+    return this.#transaction((client) => this.#apply(client, userId, changes))
+  }
+
+  async updateMany(items: UserUpdate[]): Promise<User[]> {
+    return this.#transaction(async (client) => {
+      const users: User[] = []
+      for (const { userId, changes } of items) {
+        const user = await this.#apply(client, userId, changes)
+        if (!user) throw new UserNotFoundError(userId)
+        users.push(user)
+      }
+      return users
+    })
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end()
+  }
+
+  async #transaction<R>(work: (client: pg.PoolClient) => Promise<R>): Promise<R> {
+    await this.init()
+    const client = await this.#pool.connect()
+    try {
+      await client.query('BEGIN')
+      const result = await work(client)
+      await client.query('COMMIT')
+      return result
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw error
+    } finally {
+      client.release()
+    }
+  }
+
+  async #apply(client: pg.PoolClient, userId: string, changes: UserChanges): Promise<User | null> {
+    const { rows } = await client.query<Row>(`SELECT * FROM ${this.#table} WHERE user_id = $1 FOR UPDATE`, [userId])
+    const row = rows[0]
+    if (!row) return null
+    const user: User = {
+      userId,
+      tgUsername: changes.tgUsername ?? row.tg_username,
+      photoUrl: changes.photoUrl !== undefined ? changes.photoUrl : row.photo_url,
+      updatedAt: nextUpdatedAt(row.updated_at),
+    }
+    await client.query(`UPDATE ${this.#table} SET tg_username = $1, photo_url = $2, updated_at = $3 WHERE user_id = $4`, [
+      user.tgUsername,
+      user.photoUrl,
+      user.updatedAt,
+      userId,
+    ])
+    return user
+  }
+}

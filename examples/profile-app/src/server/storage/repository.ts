@@ -1,0 +1,47 @@
+import type { User } from '../../shared/topics.js'
+
+/** Fields a write may change. `undefined` leaves a field as it is. */
+export interface UserChanges {
+  tgUsername?: string
+  photoUrl?: string | null
+}
+
+/** One item of a batch update. */
+export interface UserUpdate {
+  userId: string
+  changes: UserChanges
+}
+
+/** Thrown by `updateMany` when an item names no existing user; nothing was written. */
+export class UserNotFoundError extends Error {
+  override readonly name = 'UserNotFoundError'
+  constructor(readonly userId: string) {
+    super(`no user ${userId}`)
+  }
+}
+
+/**
+ * Where profiles live. SQLite (one process or several on one machine) and PostgreSQL
+ * (several machines) implement it; the same contract tests run against both.
+ */
+export interface UserRepository {
+  get(userId: string): Promise<User | null>
+  /** Users ordered by numeric id. */
+  list(page: { limit: number; offset: number }): Promise<{ users: User[]; total: number }>
+  /** Creates the user or replaces name and photo; sets `updatedAt`. */
+  upsert(user: Omit<User, 'updatedAt'>): Promise<User>
+  /** Applies the changes; null when there is no such user. */
+  update(userId: string, changes: UserChanges): Promise<User | null>
+  /** Applies every item in one transaction, or none (throws `UserNotFoundError`). */
+  updateMany(items: UserUpdate[]): Promise<User[]>
+  close(): Promise<void>
+}
+
+/**
+ * The next `updatedAt`: now, but always after `previous`, so that clients ordering patches by
+ * it never see time go back within one user even when the clock does.
+ */
+export function nextUpdatedAt(previous: string | undefined, now = Date.now()): string {
+  const last = previous ? Date.parse(previous) : Number.NaN
+  return new Date(Number.isFinite(last) && last >= now ? last + 1 : now).toISOString()
+}

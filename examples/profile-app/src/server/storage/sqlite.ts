@@ -1,0 +1,103 @@
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import Database from 'better-sqlite3'
+import type { User } from '../../shared/topics.js'
+import { nextUpdatedAt, UserNotFoundError, type UserChanges, type UserRepository, type UserUpdate } from './repository.js'
+
+interface Row {
+  user_id: string
+  tg_username: string
+  photo_url: string | null
+  updated_at: string
+}
+
+function toUser(row: Row): User {
+  return { userId: row.user_id, tgUsername: row.tg_username, photoUrl: row.photo_url, updatedAt: row.updated_at }
+}
+
+/** Profiles in one SQLite file; WAL mode lets several processes on one machine share it. */
+export class SqliteUserRepository implements UserRepository {
+  readonly #db: Database.Database
+  readonly #getStmt: Database.Statement<[string], Row>
+  readonly #upsertStmt: Database.Statement<[string, string, string | null, string]>
+  readonly #updateStmt: Database.Statement<[string, string | null, string, string]>
+
+  /** Opens (and creates, with its schema) the database at `file`; ':memory:' for a private one. */
+  constructor(file: string) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true })
+    this.#db = new Database(file)
+    this.#db.pragma('journal_mode = WAL')
+    // Another instance may hold the write lock for a moment; wait rather than fail.
+    this.#db.pragma('busy_timeout = 5000')
+    this.#db.exec(`CREATE TABLE IF NOT EXISTS users (
+      user_id     TEXT PRIMARY KEY,
+      tg_username TEXT NOT NULL,
+      photo_url   TEXT,
+      updated_at  TEXT NOT NULL
+    )`)
+    this.#getStmt = this.#db.prepare('SELECT * FROM users WHERE user_id = ?')
+    this.#upsertStmt = this.#db.prepare(`INSERT INTO users (user_id, tg_username, photo_url, updated_at)
+      VALUES (?, ?, ?, ?)
+      ON CONFLICT (user_id) DO UPDATE SET tg_username = excluded.tg_username,
+        photo_url = excluded.photo_url, updated_at = excluded.updated_at`)
+    this.#updateStmt = this.#db.prepare(
+      'UPDATE users SET tg_username = ?, photo_url = ?, updated_at = ? WHERE user_id = ?',
+    )
+  }
+
+  async get(userId: string): Promise<User | null> {
+    const row = this.#getStmt.get(userId)
+    return row ? toUser(row) : null
+  }
+
+  async list(page: { limit: number; offset: number }): Promise<{ users: User[]; total: number }> {
+    const rows = this.#db
+      .prepare<[number, number], Row>('SELECT * FROM users ORDER BY length(user_id), user_id LIMIT ? OFFSET ?')
+      .all(page.limit, page.offset)
+    const { total } = this.#db.prepare<[], { total: number }>('SELECT count(*) AS total FROM users').get()!
+    return { users: rows.map(toUser), total }
+  }
+
+  async upsert(user: Omit<User, 'updatedAt'>): Promise<User> {
+    return this.#db.transaction(() => {
+      const previous = this.#getStmt.get(user.userId)
+      const updatedAt = nextUpdatedAt(previous?.updated_at)
+      this.#upsertStmt.run(user.userId, user.tgUsername, user.photoUrl, updatedAt)
+      return { ...user, updatedAt }
+    }).immediate()
+  }
+
+  async update(userId: string, changes: UserChanges): Promise<User | null> {
+    return this.#db.transaction(() => this.#apply(userId, changes)).immediate()
+  }
+
+  async updateMany(items: UserUpdate[]): Promise<User[]> {
+    return this.#db
+      .transaction(() =>
+        items.map(({ userId, changes }) => {
+          const user = this.#apply(userId, changes)
+          // Throwing inside the transaction function rolls every item back.
+          if (!user) throw new UserNotFoundError(userId)
+          return user
+        }),
+      )
+      .immediate()
+  }
+
+  async close(): Promise<void> {
+    this.#db.close()
+  }
+
+  #apply(userId: string, changes: UserChanges): User | null {
+    const row = this.#getStmt.get(userId)
+    if (!row) return null
+    const user: User = {
+      userId,
+      tgUsername: changes.tgUsername ?? row.tg_username,
+      photoUrl: changes.photoUrl !== undefined ? changes.photoUrl : row.photo_url,
+      updatedAt: nextUpdatedAt(row.updated_at),
+    }
+    this.#updateStmt.run(user.tgUsername, user.photoUrl, user.updatedAt, userId)
+    return user
+  }
+}

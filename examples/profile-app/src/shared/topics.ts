@@ -1,0 +1,65 @@
+/**
+ * Types shared by the server and the web app: the profile, the realtime topics and the API's
+ * answers. Importing this file pulls in no runtime code.
+ */
+
+/** A user's profile as stored and served. */
+export interface User {
+  /** The Telegram user id, as a decimal string (ids exceed 32 bits). */
+  userId: string
+  tgUsername: string
+  /** An https URL, or null when the user has no photo. */
+  photoUrl: string | null
+  /** ISO 8601 time of the last change. */
+  updatedAt: string
+}
+
+/** The patch published to `user:<id>` and `profile` after every profile write. */
+export interface ProfileUpdated extends User {
+  type: 'profile_updated'
+}
+
+/** Tells every instance to drop these users from its read cache. Never sent to browsers. */
+export interface UsersInvalidated {
+  userIds: string[]
+}
+
+/** The app's realtime topics. */
+export type Topics = {
+  profile: ProfileUpdated
+  'cache:users': UsersInvalidated
+  [k: `user:${string}`]: ProfileUpdated
+}
+
+/** The topic of one user's profile. */
+export function userTopic(userId: string): `user:${string}` {
+  return `user:${userId}`
+}
+
+/** Error body of every 4xx/5xx answer. */
+export interface ApiErrorBody {
+  error: { code: string; message: string; fields?: Record<string, string> }
+}
+
+/** Answer of the sign-in routes. */
+export interface SessionResponse {
+  token: string
+  /** Milliseconds since the epoch. */
+  expiresAt: number
+  user: User
+  isAdmin: boolean
+}
+
+/** Answer of `GET /api/users`. */
+export interface UserPage {
+  users: User[]
+  total: number
+  limit: number
+  offset: number
+}
+
+/** Answer of `GET /api/config`: what the sign-in page may offer. */
+export interface PublicConfig {
+  devLogin: boolean
+  telegramLogin: boolean
+}
