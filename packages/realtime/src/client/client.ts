@@ -206,10 +206,11 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
       case 'subscribed': {
         const sub = subscriptions.get(frame.topic)
         if (!sub || (frame.id !== undefined && frame.id !== sub.requestId)) return
+        // An unasked `subscribed` on a live topic: the server's bus lost messages we may not have seen.
+        const resync = !frame.recovered && (sub.sentSince || (frame.id === undefined && sub.state === 'subscribed'))
         sub.state = 'subscribed'
         sub.retries = 0
         const position = { epoch: frame.epoch, offset: frame.offset }
-        const resync = sub.sentSince && !frame.recovered
         // Recovered: the missed patches follow and advance the position one by one.
         if (!frame.recovered || !sub.position) sub.position = position
         emitter.emit('subscribed', frame.topic as TopicName<T>, { recovered: frame.recovered, position })

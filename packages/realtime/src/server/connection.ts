@@ -166,6 +166,22 @@ export class Connection {
     return true
   }
 
+  /**
+   * The bus lost messages of `topic` that this subscription may not have seen: tell the client
+   * with an unasked `subscribed` (`recovered: false`, the current position) so it refetches.
+   */
+  async resync(topic: string): Promise<void> {
+    const subscription = this.subscriptions.get(topic)
+    if (!subscription || subscription.pending) return
+    try {
+      const { position } = await this.ctx.bus.history(topic)
+      if (!subscription.active || this.subscriptions.get(topic) !== subscription) return
+      this.send({ type: 'subscribed', topic, epoch: position.epoch, offset: position.offset, recovered: false })
+    } catch (error) {
+      this.ctx.logger.warn({ err: error, topic, connectionId: this.id }, 'realtime: resync after a bus gap failed')
+    }
+  }
+
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.closed) return
     this.alive = true

@@ -51,6 +51,10 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     busUp = status === 'up'
     logger[status === 'up' ? 'info' : 'warn']({ busStatus: status }, `realtime: bus is ${status}`)
   })
+  const stopBusGaps = bus.onGap?.((topic) => {
+    logger.warn({ topic }, 'realtime: the bus lost messages; subscribers will resync')
+    for (const subscription of topics.subscriptionsOf(topic)) void (subscription.sink as Connection).resync(topic)
+  })
   let closing: Promise<void> | undefined
 
   const wss = new WebSocketServer({
@@ -230,6 +234,7 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
         ),
       )
       stopBusStatus?.()
+      stopBusGaps?.()
       await new Promise<void>((resolve) => wss.close(() => resolve()))
       if (options.closeBus !== false) await bus.close()
     })()
