@@ -7,6 +7,7 @@ export const entry = {
   client: 'src/client/index.ts',
   react: 'src/react/index.ts',
   fastify: 'src/fastify/index.ts',
+  redis: 'src/redis/index.ts',
 }
 
 export default defineConfig({

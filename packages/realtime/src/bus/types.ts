@@ -49,6 +49,12 @@ export interface Bus {
   readonly healthy?: boolean
   /** Called by the server to learn of bus state changes (for metrics and logs). Optional. */
   onStatus?(listener: (status: BusStatus) => void): () => void
+  /**
+   * Called with a topic whose listeners missed messages that the history can no longer supply
+   * (e.g. the bus's Redis connection was down while others published, or Redis lost its data).
+   * The server must make that topic's subscribers resync. Optional: `InMemoryBus` never has gaps.
+   */
+  onGap?(listener: (topic: string) => void): () => void
 }
 
 /** A bus's connection status. */

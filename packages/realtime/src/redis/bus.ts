@@ -1,0 +1,443 @@
+import { randomBytes } from 'node:crypto'
+import { Redis, type RedisOptions } from 'ioredis'
+import {
+  DEFAULT_HISTORY_SIZE,
+  DEFAULT_HISTORY_TTL_MS,
+  compareOffsets,
+  type Bus,
+  type BusListener,
+  type BusMessage,
+  type BusStatus,
+  type HistoryOptions,
+  type HistoryResult,
+} from '../bus/types.js'
+import { RealtimeError } from '../errors.js'
+import type { Position } from '../topics.js'
+import { HISTORY_SCRIPT, PUBLISH_SCRIPT } from './scripts.js'
+
+/** Options of `RedisBus`. */
+export interface RedisBusOptions {
+  /** Redis URL (`redis://host:port/db`). Ignored when `redis` is given. Default `redis://127.0.0.1:6379`. */
+  url?: string
+  /**
+   * Caller-supplied connections: `pub` runs commands, `sub` is put in subscriber mode (ioredis cannot
+   * run ordinary commands on a subscribed connection). The bus does not close them.
+   */
+  redis?: { pub: Redis; sub: Redis }
+  /** Prefix of every key and channel the bus uses. Default `'rt:'`. */
+  prefix?: string
+  history?: HistoryOptions
+  /** Longest wait for a publish (including a wait for the connection); then `BUS_UNAVAILABLE`. Default 2000. */
+  publishTimeoutMs?: number
+  /** Called when a listener throws; the other listeners still get the message. Default: console.error. */
+  onListenerError?: (error: unknown, message: BusMessage) => void
+}
+
+/**
+ * Connection options under which a command fails fast while Redis is down instead of waiting in an
+ * offline queue: the bus then answers `BUS_UNAVAILABLE` within its bound. Used for the connections
+ * the bus creates from `url`; recommended for caller-supplied ones.
+ */
+export const REDIS_BUS_CONNECTION_OPTIONS: RedisOptions = {
+  enableOfflineQueue: false,
+  // A command in flight when the connection drops is failed, not replayed: a replayed publish could
+  // land after the caller was told it failed.
+  maxRetriesPerRequest: 0,
+  commandTimeout: 5000,
+  retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+}
+
+interface TopicSubscription {
+  listeners: Set<BusListener>
+  /** Whether the channel is subscribed in Redis (as far as the bus has asked). */
+  subscribed: boolean
+  /** Serializes SUBSCRIBE/UNSUBSCRIBE of this topic's channel. */
+  queue: Promise<void>
+  /** Position of the last message delivered, to fill the gap after a reconnect and drop repeats. */
+  last?: Position
+  /** The topic's position when its channel was subscribed: where a gap fill starts if nothing came since. */
+  base?: Position
+  /** While set, live messages are held here until the gap after a reconnect is filled. */
+  held?: BusMessage[]
+}
+
+type SubscriptionListener = (topic: string) => void
+
+function randomEpoch(): string {
+  return randomBytes(6).toString('base64url') + Date.now().toString(36)
+}
+
+const OFFSET = /^(0|\d{1,20}-\d{1,20})$/
+
+/**
+ * A bus for many server instances sharing one Redis. Each publish is one Lua script that appends to
+ * the topic's stream (approximately capped, expiring after the history age) and PUBLISHes the
+ * message with its offset (the stream id). An instance SUBSCRIBEs a topic's channel only while it
+ * has a local listener to it, so its Redis traffic follows its clients' interest.
+ *
+ * While Redis is down, `publish` rejects with `BUS_UNAVAILABLE` after at most `publishTimeoutMs`;
+ * when Redis returns, the bus re-subscribes its topics and fills from the streams any message its
+ * listeners missed meanwhile. History lost with Redis shows up as a new epoch.
+ */
+export class RedisBus implements Bus {
+  private readonly pub: Redis
+  private readonly sub: Redis
+  private readonly ownsConnections: boolean
+  private readonly prefix: string
+  private readonly size: number
+  private readonly ttlMs: number
+  private readonly publishTimeoutMs: number
+  private readonly onListenerError: (error: unknown, message: BusMessage) => void
+  private readonly topics = new Map<string, TopicSubscription>()
+  private readonly statusListeners = new Set<(status: BusStatus) => void>()
+  private readonly gapListeners = new Set<SubscriptionListener>()
+  private status: BusStatus
+  private closed = false
+  /** Set once the subscriber connection was lost: the next 'ready' must re-subscribe and fill gaps. */
+  private subLost = false
+  private readonly detach: () => void
+
+  constructor(options: RedisBusOptions = {}) {
+    if (options.redis) {
+      this.pub = options.redis.pub
+      this.sub = options.redis.sub
+      this.ownsConnections = false
+    } else {
+      const url = options.url ?? 'redis://127.0.0.1:6379'
+      this.pub = new Redis(url, { ...REDIS_BUS_CONNECTION_OPTIONS, connectionName: 'realtime-bus-pub' })
+      // The bus re-subscribes by itself, then fills gaps: ioredis' own resubscribe would race it.
+      this.sub = new Redis(url, { ...REDIS_BUS_CONNECTION_OPTIONS, autoResubscribe: false, connectionName: 'realtime-bus-sub' })
+      this.ownsConnections = true
+    }
+    if (this.pub === this.sub) throw new TypeError('RedisBus needs two distinct connections: pub and sub')
+    this.prefix = options.prefix ?? 'rt:'
+    this.size = Math.max(0, Math.floor(options.history?.size ?? DEFAULT_HISTORY_SIZE))
+    this.ttlMs = Math.max(1, Math.floor(options.history?.ttlMs ?? DEFAULT_HISTORY_TTL_MS))
+    this.publishTimeoutMs = Math.max(1, options.publishTimeoutMs ?? 2000)
+    this.onListenerError =
+      options.onListenerError ??
+      ((error, message) => console.error(`[@app/realtime] bus listener for "${message.topic}" threw`, error))
+    this.status = this.computeStatus()
+
+    const onMessage = (channel: string, text: string) => this.receive(channel, text)
+    const onChange = () => this.updateStatus()
+    const onSubReady = () => {
+      if (this.subLost) {
+        this.subLost = false
+        void this.resubscribeAll()
+      }
+      this.updateStatus()
+    }
+    const onSubDown = () => {
+      this.subLost = true
+      this.updateStatus()
+    }
+    // Without an 'error' listener ioredis logs every failed reconnect attempt as unhandled.
+    const onError = () => {}
+    this.sub.on('message', onMessage)
+    this.sub.on('ready', onSubReady)
+    this.sub.on('close', onSubDown)
+    this.sub.on('error', onError)
+    this.pub.on('ready', onChange)
+    this.pub.on('close', onChange)
+    this.pub.on('error', onError)
+    this.pub.defineCommand('realtimeBusPublish', { numberOfKeys: 2, lua: PUBLISH_SCRIPT })
+    this.pub.defineCommand('realtimeBusHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT })
+    this.detach = () => {
+      this.sub.off('message', onMessage)
+      this.sub.off('ready', onSubReady)
+      this.sub.off('close', onSubDown)
+      this.sub.off('error', onError)
+      this.pub.off('ready', onChange)
+      this.pub.off('close', onChange)
+      this.pub.off('error', onError)
+    }
+  }
+
+  /** True while both connections are up: publishes and subscriptions work. */
+  get healthy(): boolean {
+    return this.status === 'up'
+  }
+
+  /** Learns of `'up'`/`'down'` changes of the Redis connections. Returns the function that stops it. */
+  onStatus(listener: (status: BusStatus) => void): () => void {
+    this.statusListeners.add(listener)
+    return () => this.statusListeners.delete(listener)
+  }
+
+  /**
+   * Learns of topics whose listeners missed messages that the history no longer holds (the
+   * subscriber connection was down longer than the history reaches). Their subscribers must resync.
+   */
+  onGap(listener: (topic: string) => void): () => void {
+    this.gapListeners.add(listener)
+    return () => this.gapListeners.delete(listener)
+  }
+
+  /** Topics whose channel this instance is subscribed to (for stats and tests). */
+  get subscribedTopics(): string[] {
+    return [...this.topics].filter(([, t]) => t.subscribed).map(([topic]) => topic)
+  }
+
+  async publish(topic: string, data: string): Promise<Position> {
+    if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
+    const [epoch, offset] = (await this.bounded('publish', topic, (pub) =>
+      (pub as RedisWithScripts).realtimeBusPublish(
+        this.streamKey(topic),
+        this.metaKey(topic),
+        data,
+        // One more than the history size: recovery needs the client's last message still present.
+        String(this.size + 1),
+        String(this.ttlMs),
+        this.channel(topic),
+        randomEpoch(),
+      ),
+    )) as [string, string]
+    return { epoch, offset }
+  }
+
+  async subscribe(topic: string, listener: BusListener): Promise<void> {
+    if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
+    let state = this.topics.get(topic)
+    if (!state) {
+      state = { listeners: new Set(), subscribed: false, queue: Promise.resolve() }
+      this.topics.set(topic, state)
+    }
+    state.listeners.add(listener)
+    try {
+      await this.reconcile(topic, state)
+    } catch (error) {
+      state.listeners.delete(listener)
+      this.dropIfIdle(topic, state)
+      throw error
+    }
+  }
+
+  async unsubscribe(topic: string, listener: BusListener): Promise<void> {
+    const state = this.topics.get(topic)
+    if (!state || !state.listeners.delete(listener)) return
+    await this.reconcile(topic, state)
+    this.dropIfIdle(topic, state)
+  }
+
+  async history(topic: string, since?: Position): Promise<HistoryResult> {
+    if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
+    const sinceId = since && OFFSET.test(since.offset) ? (since.offset === '0' ? '0-0' : since.offset) : ''
+    const [epoch, lastId, firstId, trimmed, now, entries] = (await this.bounded('history', topic, (pub) =>
+      (pub as RedisWithScripts).realtimeBusHistory(
+        this.streamKey(topic),
+        this.metaKey(topic),
+        sinceId,
+        randomEpoch(),
+        String(this.ttlMs),
+      ),
+    )) as [string, string, string, number, number, [string, string[]][]]
+    const position: Position = { epoch, offset: lastId || '0' }
+    if (!since || !sinceId || since.epoch !== epoch) return { messages: [], recovered: false, position }
+    // Every message after `since` is present iff `since` is not past the last id, and either nothing
+    // was ever trimmed or `since` is not before the first retained entry (trimming only removes the
+    // oldest entries; the size is one more than asked so a client's last message survives), and
+    // none of them is older than the history age.
+    if (compareOffsets(sinceId, lastId || '0-0') > 0) return { messages: [], recovered: false, position }
+    const intact = trimmed === 0 || (firstId ? compareOffsets(sinceId, firstId) >= 0 : sinceId === (lastId || '0-0'))
+    if (!intact) {
+      return { messages: [], recovered: false, position }
+    }
+    const messages: BusMessage[] = []
+    for (const [id, fields] of entries) {
+      if (messages.length === 0 && Number(id.slice(0, id.indexOf('-'))) < now - this.ttlMs) {
+        return { messages: [], recovered: false, position }
+      }
+      messages.push({ topic, data: fieldValue(fields, 'd'), epoch, offset: id })
+    }
+    return { messages, recovered: true, position }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    const channels = this.subscribedTopics.map((topic) => this.channel(topic))
+    this.topics.clear()
+    this.statusListeners.clear()
+    this.gapListeners.clear()
+    this.detach()
+    if (this.ownsConnections) {
+      await Promise.all([quit(this.pub), quit(this.sub)])
+    } else if (channels.length > 0 && this.sub.status === 'ready') {
+      await this.sub.unsubscribe(...channels).catch(() => {})
+    }
+  }
+
+  private streamKey(topic: string): string {
+    return `${this.prefix}{${topic}}:s`
+  }
+
+  private metaKey(topic: string): string {
+    return `${this.prefix}{${topic}}:e`
+  }
+
+  private channel(topic: string): string {
+    return `${this.prefix}c:${topic}`
+  }
+
+  /** Runs a command once `pub` is ready, all within `publishTimeoutMs`; else `BUS_UNAVAILABLE`. */
+  private async bounded<T>(what: string, topic: string, run: (pub: Redis) => Promise<T>): Promise<T> {
+    return this.withDeadline(what, topic, this.pub, () => run(this.pub))
+  }
+
+  /**
+   * Runs `run` once `connection` is ready (it may be reconnecting, or still connecting just after
+   * the bus was created), all within `publishTimeoutMs`; else `BUS_UNAVAILABLE`.
+   */
+  private async withDeadline<T>(what: string, topic: string, connection: Redis, run: () => Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let cancelWait: (() => void) | undefined
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new RealtimeError('BUS_UNAVAILABLE', `Redis did not answer the ${what} of "${topic}" within ${this.publishTimeoutMs} ms`)),
+        this.publishTimeoutMs,
+      )
+    })
+    const attempt = (async () => {
+      if (connection.status !== 'ready') {
+        await new Promise<void>((resolve) => {
+          connection.once('ready', resolve)
+          cancelWait = () => connection.off('ready', resolve)
+        })
+        if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
+      }
+      return run()
+    })()
+    try {
+      return await Promise.race([attempt, deadline])
+    } catch (error) {
+      if (error instanceof RealtimeError) throw error
+      throw new RealtimeError('BUS_UNAVAILABLE', `Redis failed the ${what} of "${topic}": ${(error as Error).message}`, { cause: error })
+    } finally {
+      clearTimeout(timer)
+      cancelWait?.()
+      // The attempt may still settle after the deadline; its outcome is already reported.
+      attempt.catch(() => {})
+    }
+  }
+
+  /** Brings the channel's Redis subscription in line with whether the topic has listeners. */
+  private reconcile(topic: string, state: TopicSubscription): Promise<void> {
+    const run = async () => {
+      const wanted = state.listeners.size > 0
+      if (wanted === state.subscribed) return
+      if (!wanted) {
+        state.subscribed = false
+        // A lost connection has dropped its channels already.
+        if (this.sub.status === 'ready') await this.sub.unsubscribe(this.channel(topic)).catch(() => {})
+        return
+      }
+      await this.withDeadline('subscription', topic, this.sub, () => this.sub.subscribe(this.channel(topic)))
+      state.subscribed = true
+      if (!state.last && !state.base) {
+        state.base = await this.history(topic).then(
+          (result) => result.position,
+          () => undefined,
+        )
+      }
+    }
+    const next = state.queue.then(run, run)
+    state.queue = next.catch(() => {})
+    return next
+  }
+
+  private dropIfIdle(topic: string, state: TopicSubscription): void {
+    if (state.listeners.size === 0 && !state.subscribed && this.topics.get(topic) === state) this.topics.delete(topic)
+  }
+
+  private receive(channel: string, text: string): void {
+    if (!channel.startsWith(this.prefix + 'c:')) return
+    const topic = channel.slice(this.prefix.length + 2)
+    const state = this.topics.get(topic)
+    if (!state) return
+    const a = text.indexOf('\n')
+    const b = text.indexOf('\n', a + 1)
+    if (a < 0 || b < 0) return
+    const message: BusMessage = { topic, epoch: text.slice(0, a), offset: text.slice(a + 1, b), data: text.slice(b + 1) }
+    if (state.held) state.held.push(message)
+    else this.deliver(state, message)
+  }
+
+  private deliver(state: TopicSubscription, message: BusMessage): void {
+    // A repeat can come from the gap fill overlapping live messages; offsets only grow in an epoch.
+    if (state.last && state.last.epoch === message.epoch && compareOffsets(message.offset, state.last.offset) <= 0) return
+    state.last = { epoch: message.epoch, offset: message.offset }
+    for (const listener of [...state.listeners]) {
+      try {
+        listener(message)
+      } catch (error) {
+        this.onListenerError(error, message)
+      }
+    }
+  }
+
+  /**
+   * After the subscriber connection came back: subscribe every topic that has listeners again, then
+   * deliver from the streams what was published while it was away, then the held live messages.
+   */
+  private async resubscribeAll(): Promise<void> {
+    const topics = [...this.topics].filter(([, state]) => state.listeners.size > 0)
+    for (const [, state] of this.topics) state.subscribed = false
+    await Promise.all(
+      topics.map(async ([topic, state]) => {
+        state.held = []
+        try {
+          await this.reconcile(topic, state)
+          const from = state.last ?? state.base
+          if (from) {
+            const result = await this.history(topic, from)
+            if (result.recovered) for (const message of result.messages) this.deliver(state, message)
+            else this.reportGap(topic)
+          }
+        } catch {
+          // Down again: the next 'ready' retries every topic.
+          this.subLost = true
+        } finally {
+          const held = state.held ?? []
+          state.held = undefined
+          for (const message of held) this.deliver(state, message)
+        }
+      }),
+    )
+  }
+
+  private reportGap(topic: string): void {
+    for (const listener of this.gapListeners) listener(topic)
+  }
+
+  private computeStatus(): BusStatus {
+    return this.pub.status === 'ready' && this.sub.status === 'ready' ? 'up' : 'down'
+  }
+
+  private updateStatus(): void {
+    if (this.closed) return
+    const status = this.computeStatus()
+    if (status === this.status) return
+    this.status = status
+    for (const listener of this.statusListeners) listener(status)
+  }
+}
+
+type RedisWithScripts = Redis & {
+  realtimeBusPublish(...args: string[]): Promise<unknown>
+  realtimeBusHistory(...args: string[]): Promise<unknown>
+}
+
+function fieldValue(fields: string[], name: string): string {
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1] as string
+  return ''
+}
+
+async function quit(connection: Redis): Promise<void> {
+  if (connection.status === 'end') return
+  if (connection.status !== 'ready') {
+    connection.disconnect()
+    return
+  }
+  await connection.quit().catch(() => connection.disconnect())
+}

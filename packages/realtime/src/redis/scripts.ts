@@ -1,0 +1,72 @@
+/**
+ * Lua scripts of `RedisBus`. Each runs atomically in Redis, so a message is in the topic's stream
+ * before any instance can receive it, and the epoch check and the stream read see one state.
+ *
+ * Keys of a topic (both carry the topic in a hash tag, so they live in one Redis Cluster slot):
+ * - `<prefix>{<topic>}:s` — the stream: one entry per message, field `d` = payload; id = offset.
+ * - `<prefix>{<topic>}:e` — a small hash: `e` = the epoch, `p` = set once a message was published
+ *   under that epoch. A stream that is missing while `p` is set has lost its history (expired,
+ *   evicted, flushed): the epoch is replaced so that no client can claim to have recovered from it.
+ */
+
+/**
+ * KEYS: stream, meta. ARGV: data, maxlen, ttlMs, channel, fresh epoch.
+ * Returns `{epoch, id}`. The published text is `epoch \n id \n data`, parsed by the subscribers.
+ */
+export const PUBLISH_SCRIPT = `
+local epoch = redis.call('HGET', KEYS[2], 'e')
+local published = redis.call('HEXISTS', KEYS[2], 'p') == 1
+if (not epoch) or (published and redis.call('EXISTS', KEYS[1]) == 0) then
+  epoch = ARGV[5]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], 'e', epoch, 'p', '1')
+elseif not published then
+  redis.call('HSET', KEYS[2], 'p', '1')
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'd', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PUBLISH', ARGV[4], epoch .. '\\n' .. id .. '\\n' .. ARGV[1])
+return {epoch, id}
+`
+
+/**
+ * KEYS: stream, meta. ARGV: since offset (exclusive, '' for none), fresh epoch, ttlMs.
+ * Returns `{epoch, lastId, firstId, trimmed, nowMs, entries}`: lastId '' when there is no stream,
+ * firstId '' when the stream holds no entry, trimmed = entries ever removed by trimming (-1 when
+ * unknown: `entries-added` needs Redis 7), entries = XRANGE after `since` (empty without one).
+ */
+export const HISTORY_SCRIPT = `
+local epoch = redis.call('HGET', KEYS[2], 'e')
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if (not epoch) or ((not exists) and redis.call('HEXISTS', KEYS[2], 'p') == 1) then
+  epoch = ARGV[2]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], 'e', epoch)
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if not exists then
+  return {epoch, '', '', 0, now, {}}
+end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local last = ''
+local added = -1
+local length = 0
+for i = 1, #info, 2 do
+  if info[i] == 'last-generated-id' then last = info[i + 1]
+  elseif info[i] == 'entries-added' then added = info[i + 1]
+  elseif info[i] == 'length' then length = info[i + 1] end
+end
+local trimmed = -1
+if added >= 0 then trimmed = added - length end
+local first = ''
+local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+if #head > 0 then first = head[1][1] end
+local entries = {}
+if ARGV[1] ~= '' then
+  entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+')
+end
+return {epoch, last, first, trimmed, now, entries}
+`
