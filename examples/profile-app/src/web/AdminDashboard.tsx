@@ -1,0 +1,150 @@
+import { useRealtimeClient } from '@app/realtime/react'
+import { useCallback, useEffect, useRef, useState } from 'react'
+import type { ProfileUpdated, User } from '../shared/topics.js'
+import { ApiCallError, api, newer } from './api.js'
+import { Avatar } from './Avatar.js'
+import { ConnectionBadge } from './ConnectionBadge.js'
+import { UsersTable } from './UsersTable.js'
+import { useAppTopic } from './realtime.js'
+
+interface FeedEntry {
+  key: string
+  receivedAt: number
+  patch: ProfileUpdated
+  changes: string[]
+}
+
+const FEED_LENGTH = 50
+
+function describeChanges(before: User | undefined, after: ProfileUpdated): string[] {
+  if (!before) return ['signed in']
+  const changes: string[] = []
+  if (before.tgUsername !== after.tgUsername) changes.push(`name "${before.tgUsername}" → "${after.tgUsername}"`)
+  if (before.photoUrl !== after.photoUrl) changes.push(after.photoUrl ? 'new photo' : 'photo removed')
+  return changes.length ? changes : ['signed in again']
+}
+
+/**
+ * The admin view: every profile change as it happens (the `profile` topic), the users list kept
+ * current by the same patches, a batch edit, and the server's connection and message counters.
+ */
+export function AdminDashboard(props: { token: string }) {
+  const client = useRealtimeClient()
+  const [feed, setFeed] = useState<FeedEntry[]>([])
+  const [users, setUsers] = useState<User[]>([])
+  const [total, setTotal] = useState(0)
+  const [forbidden, setForbidden] = useState<string | null>(null)
+  const [stats, setStats] = useState<{ connections: number; rate: number } | null>(null)
+  const usersRef = useRef(users)
+  usersRef.current = users
+
+  const loadUsers = useCallback(async () => {
+    try {
+      const page = await api.users(props.token, 0, 100)
+      setUsers(page.users)
+      setTotal(page.total)
+    } catch (error) {
+      if (error instanceof ApiCallError && error.status === 403) setForbidden(`${error.code}: ${error.message}`)
+    }
+  }, [props.token])
+
+  const { status } = useAppTopic(
+    'profile',
+    (message) => {
+      const patch = message.payload
+      const before = usersRef.current.find((user) => user.userId === patch.userId)
+      const entry: FeedEntry = {
+        key: `${message.epoch}:${message.offset}`,
+        receivedAt: Date.now(),
+        patch,
+        changes: describeChanges(before, patch),
+      }
+      setFeed((prev) => [entry, ...prev].slice(0, FEED_LENGTH))
+      const { type: _type, ...user } = patch
+      if (!before) setTotal((t) => t + 1)
+      setUsers((prev) => {
+        const index = prev.findIndex((u) => u.userId === user.userId)
+        if (index === -1) return [...prev, user]
+        const next = [...prev]
+        next[index] = newer(prev[index]!, user)
+        return next
+      })
+    },
+    { onResync: () => void loadUsers() },
+  )
+
+  // A refused subscription arrives as an `error` event: show it rather than an empty feed.
+  useEffect(
+    () =>
+      client.on('error', (error) => {
+        if (error.topic === 'profile' && error.code === 'FORBIDDEN') setForbidden(`${error.code}: ${error.message}`)
+      }),
+    [client],
+  )
+
+  useEffect(() => {
+    if (status === 'subscribed') void loadUsers()
+  }, [status, loadUsers])
+
+  // Counters are a dashboard, not data: sampling them every few seconds is enough.
+  useEffect(() => {
+    let previous: { published: number; at: number } | undefined
+    const sample = async () => {
+      try {
+        const { realtime } = await api.stats(props.token)
+        const now = Date.now()
+        const rate = previous ? ((realtime.published - previous.published) * 60_000) / (now - previous.at) : 0
+        previous = { published: realtime.published, at: now }
+        setStats({ connections: realtime.connections, rate })
+      } catch {
+        // 403 for non-admins is already shown by the users list.
+      }
+    }
+    void sample()
+    const timer = setInterval(sample, 3000)
+    return () => clearInterval(timer)
+  }, [props.token])
+
+  return (
+    <div className="dashboard">
+      <section className="card">
+        <header className="row spread">
+          <h1>Admin dashboard</h1>
+          <ConnectionBadge />
+        </header>
+        {forbidden ? (
+          <p className="field-error" data-testid="forbidden">
+            {forbidden}
+          </p>
+        ) : (
+          <div className="row stats">
+            <span data-testid="stat-connections">{stats ? `${stats.connections} connections` : '…'}</span>
+            <span data-testid="stat-rate">{stats ? `${stats.rate.toFixed(0)} messages/min` : ''}</span>
+            <span>{total} users</span>
+          </div>
+        )}
+      </section>
+      <section className="card">
+        <h2>Live feed</h2>
+        {feed.length === 0 && <p className="hint">No changes yet. Edit a profile in another tab.</p>}
+        <ol className="feed" data-testid="feed">
+          {feed.map((entry) => (
+            <li key={entry.key} data-user-id={entry.patch.userId}>
+              <Avatar name={entry.patch.tgUsername} photoUrl={entry.patch.photoUrl} size={32} />
+              <span>
+                <strong>{entry.patch.tgUsername}</strong> <span className="hint">#{entry.patch.userId}</span>:{' '}
+                {entry.changes.join(', ')}
+              </span>
+              <time className="hint">{new Date(entry.receivedAt).toLocaleTimeString()}</time>
+            </li>
+          ))}
+        </ol>
+      </section>
+      {!forbidden && <UsersTable token={props.token} users={users} onSaved={(saved) => setUsers(mergeUsers(saved))} />}
+    </div>
+  )
+}
+
+function mergeUsers(saved: User[]) {
+  return (prev: User[]) => prev.map((user) => newer(user, saved.find((s) => s.userId === user.userId) ?? user))
+}

@@ -1,0 +1,106 @@
+import { createRealtimeClient } from '@app/realtime/client'
+import { RealtimeProvider } from '@app/realtime/react'
+import { useEffect, useMemo, useState } from 'react'
+import type { PublicConfig, SessionResponse, Topics } from '../shared/topics.js'
+import { AdminDashboard } from './AdminDashboard.js'
+import { api, onUnauthorized } from './api.js'
+import { Profile } from './Profile.js'
+import { realtimeUrl } from './realtime.js'
+import { clearSession, loadSession, saveSession, type StoredSession } from './session.js'
+import { SignIn } from './SignIn.js'
+import { followTelegramTheme, telegramWebApp } from './telegram.js'
+
+type Boot = { phase: 'starting' } | { phase: 'signed-out'; error: string | null } | { phase: 'signed-in'; session: StoredSession }
+
+/**
+ * Signs in (Telegram init data inside Telegram, else a stored session, else the sign-in page),
+ * then shows the profile, or the dashboard at /admin.
+ */
+export function App() {
+  const [boot, setBoot] = useState<Boot>({ phase: 'starting' })
+  const [config, setConfig] = useState<PublicConfig | null>(null)
+
+  useEffect(() => {
+    onUnauthorized(() => {
+      clearSession()
+      setBoot({ phase: 'signed-out', error: 'Your session ended; sign in again.' })
+    })
+    void api.config().then(setConfig, () => setConfig(null))
+    void (async () => {
+      const webApp = await telegramWebApp()
+      if (webApp) {
+        followTelegramTheme(webApp)
+        try {
+          // Every open from Telegram signs in afresh: that is how a new name or avatar arrives.
+          const session = saveSession(await api.telegramLogin(webApp.initData))
+          return setBoot({ phase: 'signed-in', session })
+        } catch (error) {
+          return setBoot({ phase: 'signed-out', error: `Telegram sign-in failed: ${(error as Error).message}` })
+        }
+      }
+      const stored = loadSession()
+      setBoot(stored ? { phase: 'signed-in', session: stored } : { phase: 'signed-out', error: null })
+    })()
+  }, [])
+
+  if (boot.phase === 'starting') return <p className="hint center">Loading…</p>
+  if (boot.phase === 'signed-out') {
+    return (
+      <SignIn
+        config={config}
+        error={boot.error}
+        onSignedIn={(response: SessionResponse) => setBoot({ phase: 'signed-in', session: saveSession(response) })}
+      />
+    )
+  }
+  return (
+    <SignedIn
+      session={boot.session}
+      onSignOut={() => {
+        clearSession()
+        setBoot({ phase: 'signed-out', error: null })
+      }}
+    />
+  )
+}
+
+function SignedIn(props: { session: StoredSession; onSignOut: () => void }) {
+  const { token, userId, isAdmin } = props.session
+  const client = useMemo(() => createRealtimeClient<Topics>({ url: realtimeUrl(), auth: () => token }), [token])
+  useEffect(() => () => client.close(), [client])
+  useEffect(
+    () =>
+      client.on('error', (error) => {
+        if (error.code === 'UNAUTHORIZED') props.onSignOut()
+      }),
+    [client, props],
+  )
+
+  const path = window.location.pathname
+  const viewed = new URLSearchParams(window.location.search).get('user')
+  const profileUserId = isAdmin && viewed && /^\d{1,20}$/.test(viewed) ? viewed : userId
+  return (
+    <RealtimeProvider client={client}>
+      <nav className="row spread nav">
+        <span className="row">
+          <a href="/">My profile</a>
+          {isAdmin && <a href="/admin">Dashboard</a>}
+        </span>
+        <span className="row">
+          <span className="hint" data-testid="signed-in-as">
+            #{userId}
+            {isAdmin ? ' (admin)' : ''}
+          </span>
+          <button type="button" className="link" onClick={props.onSignOut}>
+            Sign out
+          </button>
+        </span>
+      </nav>
+      {path.startsWith('/admin') ? (
+        <AdminDashboard token={token} />
+      ) : (
+        <Profile key={profileUserId} token={token} userId={profileUserId} editable />
+      )}
+    </RealtimeProvider>
+  )
+}
