@@ -73,6 +73,8 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   await app.register(realtime, {
     path: '/ws',
     ...(bus ? { bus } : {}),
+    // A bus handed in by the caller may serve other apps too: the caller closes it.
+    closeBus: options.bus === undefined,
     // The browser sends its session token in `hello`; other clients may use the header.
     authenticate: (request, auth) => {
       const { userId, expiresAt } = sessions.verify(auth ?? bearerToken(request.headers))

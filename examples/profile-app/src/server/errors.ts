@@ -72,6 +72,10 @@ export function registerErrorHandling(app: FastifyInstance): void {
         return reply.status(413).send(body('BODY_TOO_LARGE', 'the body is too large'))
     }
     const status = error.statusCode ?? 500
+    // secure-json-parse refuses prototype-poisoning keys with a plain SyntaxError.
+    if (error instanceof SyntaxError && /prototype property/.test(error.message)) {
+      return reply.status(400).send(body('MALFORMED_JSON', 'the body must not contain "__proto__" or "constructor.prototype"'))
+    }
     if (status >= 400 && status < 500) {
       // A SyntaxError from the JSON parser carries 400 but no FST_ERR code on some paths.
       const code = error instanceof SyntaxError ? 'MALFORMED_JSON' : 'BAD_REQUEST'
