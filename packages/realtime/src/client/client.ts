@@ -101,10 +101,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
   let stopAfterClose = false
   let socket: ReconnectingWebSocket | undefined
 
-  const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketLike }).WebSocket
-  if (!WebSocketImpl) {
-    throw new TypeError('No WebSocket implementation: pass `WebSocket` (e.g. from the "ws" package) in Node')
-  }
+  const WebSocketImpl = withErrorGuard(options.WebSocket ?? (globalThis as { WebSocket?: WebSocketLike }).WebSocket)
 
   function setState(next: ConnectionState): void {
     if (state === next) return
@@ -388,6 +385,23 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     },
   }
   return client
+}
+
+/**
+ * Node's `ws` emits 'error' as an EventEmitter event when a socket still connecting is closed
+ * (reconnecting-websocket does that on a reconnect); with no `on('error')` listener that would
+ * throw. Browsers' WebSocket has no `on` and needs nothing.
+ */
+function withErrorGuard(Impl: WebSocketLike | undefined): WebSocketLike {
+  if (!Impl) throw new TypeError('No WebSocket implementation: pass `WebSocket` (e.g. from the "ws" package) in Node')
+  if (typeof (Impl.prototype as { on?: unknown } | undefined)?.on !== 'function') return Impl
+  const Base = Impl as new (url: string, protocols?: string | string[]) => { on(event: string, fn: () => void): void }
+  return class GuardedWebSocket extends Base {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols)
+      this.on('error', () => undefined)
+    }
+  }
 }
 
 function unref(timer: unknown): void {
