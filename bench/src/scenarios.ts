@@ -1,0 +1,290 @@
+/**
+ * The scenarios, run on one contender at a time: each spawns its server process(es) on core 0 and
+ * one client process on core 1, measures, and stops every process it started.
+ */
+import { Redis } from 'ioredis'
+import { spawnPeer, sleep, type Peer } from './ipc.js'
+import type { ContenderName } from './contenders/types.js'
+import type { PublishPlan } from './server.js'
+
+export interface Settings {
+  quick: boolean
+  fromDist: boolean
+  profile: boolean
+  redisUrl: string
+  fanoutSizes: number[]
+  perUserUsers: number
+  perUserAdmins: number
+  crossSubscribers: number
+  memoryConnections: number
+  recoveryClients: number
+  recoveryMissed: number
+  /** Upper bound of one publish phase, in ms. */
+  phaseMs: number
+  fixedRate: number
+  fixedRateEvents: number
+  burst: number
+  overloadBurst: number
+  overloadEvents: number
+}
+
+/** One measured phase of one round of one contender. */
+export interface Row {
+  scenario: string
+  phase: string
+  size: number
+  contender: ContenderName
+  round: number
+  [k: string]: unknown
+}
+
+const SERVER_CORE = 0
+const CLIENT_CORE = 1
+
+interface Session {
+  servers: Peer[]
+  ports: number[]
+  client: Peer
+  prefix: string
+}
+
+let sessionCounter = 0
+
+async function withSession<T>(
+  s: Settings,
+  contender: ContenderName,
+  scenario: string,
+  opts: { instances?: number; bus?: 'memory' | 'redis'; recovery?: boolean; exposeGc?: boolean },
+  fn: (x: Session) => Promise<T>,
+): Promise<T> {
+  const prefix = `bench:${process.pid}-${Date.now().toString(36)}-${++sessionCounter}:`
+  const flags = [opts.recovery ? 'recovery' : '', s.fromDist ? 'dist' : ''].join(',')
+  const servers: Peer[] = []
+  const started: Peer[] = []
+  try {
+    for (let i = 0; i < (opts.instances ?? 1); i++) {
+      const nodeArgs = ['--max-old-space-size=4096']
+      if (opts.exposeGc) nodeArgs.push('--expose-gc')
+      if (s.profile) {
+        nodeArgs.push('--cpu-prof', `--cpu-prof-dir=bench/results/profiles/${contender}-${scenario}-server${i}-${Date.now()}`)
+      }
+      const peer = spawnPeer({
+        name: `${contender} server ${i}`,
+        script: 'server.ts',
+        core: SERVER_CORE,
+        args: [contender, opts.bus ?? 'memory', flags],
+        nodeArgs,
+        env: { BENCH_PREFIX: prefix, BENCH_REDIS_URL: s.redisUrl },
+      })
+      started.push(peer)
+      servers.push(peer)
+    }
+    const clientArgs = ['--max-old-space-size=4096']
+    if (process.env.BENCH_PROFILE_CLIENTS) clientArgs.push('--cpu-prof', `--cpu-prof-dir=bench/results/profiles/${contender}-${scenario}-clients-${Date.now()}`)
+    const client = spawnPeer({ name: 'clients', script: 'clients.ts', core: CLIENT_CORE, nodeArgs: clientArgs })
+    started.push(client)
+    const ports: number[] = []
+    for (const sv of servers) ports.push((await sv.waitEvent('listening', 30_000)).port)
+    await client.waitEvent('ready', 30_000)
+    return await fn({ servers, ports, client, prefix })
+  } finally {
+    await Promise.all(started.map((p) => p.stop(s.profile ? 15_000 : 3000)))
+    if (opts.bus === 'redis') await cleanRedis(s.redisUrl, prefix)
+  }
+}
+
+/** Deletes this session's keys (only those under its own prefix) from the shared Redis. */
+async function cleanRedis(url: string, prefix: string) {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  try {
+    await r.connect()
+    let cursor = '0'
+    let rounds = 0
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      if (keys.length) await r.del(...keys)
+      cursor = next
+    } while (cursor !== '0' && ++rounds < 1000)
+  } catch {
+    /* best effort */
+  } finally {
+    r.disconnect()
+  }
+}
+
+function protoOf(c: ContenderName) {
+  return c === 'socket.io' ? 'sio' : 'rt'
+}
+function urlOf(c: ContenderName, port: number) {
+  return c === 'socket.io' ? `ws://127.0.0.1:${port}/socket.io/` : `ws://127.0.0.1:${port}/ws`
+}
+
+/** Runs one publish phase and measures it: server CPU and memory around it, deliveries at the client. */
+async function measure(
+  x: Session,
+  plan: PublishPlan,
+  perEvent: number,
+  waits: { idleMs: number; timeoutMs: number },
+  publisher = 0,
+) {
+  await x.client.request('reset')
+  const before = await Promise.all(x.servers.map((sv) => sv.request('mark')))
+  const pub = await x.servers[publisher]!.request('publish', { plan }, plan.maxMs + 60_000)
+  const expected = pub.events * perEvent
+  const got = await x.client.request('await', { expected, ...waits }, waits.timeoutMs + 10_000)
+  const after = await Promise.all(x.servers.map((sv) => sv.request('mark')))
+  const cpuUs = after.reduce((n, a, i) => n + a.cpuUs - before[i].cpuUs, 0)
+  const sysUs = after.reduce((n, a, i) => n + a.sysUs - before[i].sysUs, 0)
+  const wallUs = after[0].at - before[0].at
+  const spanUs = Math.max(1, got.lastRecv - pub.t0)
+  return {
+    events: pub.events,
+    rejected: pub.rejected,
+    expected,
+    delivered: got.delivered,
+    lost: Math.max(0, expected - got.delivered),
+    dupes: got.dupes,
+    deliveriesPerSec: got.delivered / (spanUs / 1e6),
+    serverCpuUs: cpuUs,
+    cpuPerDeliveryUs: got.delivered ? cpuUs / got.delivered : NaN,
+    kernelShare: cpuUs ? sysUs / cpuUs : NaN,
+    serverCpuPct: (100 * cpuUs) / wallUs / x.servers.length,
+    perServerCpuPct: after.map((a, i) => (100 * (a.cpuUs - before[i].cpuUs)) / wallUs),
+    clientCpuPct: (100 * got.clientCpuUs) / got.clientWallUs,
+    p50Ms: got.latency.p50 / 1000,
+    p99Ms: got.latency.p99 / 1000,
+    maxMs: got.latency.max / 1000,
+    rssMB: Math.max(...after.map((a) => a.rss)) / 2 ** 20,
+    peakRssMB: Math.max(...after.map((a) => a.peakRss)) / 2 ** 20,
+    unexpectedCloses: got.unexpectedCloses,
+    openAfter: got.open,
+  }
+}
+
+export type ScenarioName = 'fanout' | 'per-user' | 'cross-instance' | 'memory' | 'recovery'
+export const SCENARIOS: ScenarioName[] = ['fanout', 'per-user', 'cross-instance', 'memory', 'recovery']
+
+let seq = 0
+const nextSeq = (n: number) => {
+  const first = seq
+  seq += n + 1
+  return first
+}
+
+/** Runs one scenario on one contender (one round); returns its rows. */
+export async function runScenario(
+  s: Settings,
+  name: ScenarioName,
+  c: ContenderName,
+  round: number,
+  log: (msg: string) => void,
+): Promise<Row[]> {
+  const rows: Row[] = []
+  const push = (phase: string, size: number, r: Record<string, unknown>) => {
+    const row: Row = { scenario: name, phase, size, contender: c, round, ...r }
+    rows.push(row)
+    log(describe(row))
+  }
+  const waits = { idleMs: 3000, timeoutMs: s.quick ? 15_000 : 30_000 }
+
+  if (name === 'fanout') {
+    for (const n of s.fanoutSizes) {
+      await withSession(s, c, name, {}, async (x) => {
+        await x.client.request('connect', { url: urlOf(c, x.ports[0]!), proto: protoOf(c), groups: [{ n, topic: 'profile' }] }, 120_000)
+        await sleep(300)
+        const base = { kind: 'fanout', topic: 'profile', maxMs: s.phaseMs } as const
+        push('max rate, 1 publish/turn', n, await measure(x, { ...base, mode: 'turn', maxEvents: 100_000, firstSeq: nextSeq(100_000) }, n, waits))
+        push(`bursts of ${s.burst}/turn`, n, await measure(x, { ...base, mode: 'burst', burst: s.burst, maxEvents: 100_000, firstSeq: nextSeq(100_000) }, n, waits))
+        push(`fixed ${s.fixedRate}/s`, n, await measure(x, { ...base, mode: 'rate', rate: s.fixedRate, maxEvents: s.fixedRateEvents, maxMs: 60_000, firstSeq: nextSeq(s.fixedRateEvents) }, n, waits))
+      })
+    }
+  } else if (name === 'per-user') {
+    const users = s.perUserUsers
+    const admins = s.perUserAdmins
+    await withSession(s, c, name, {}, async (x) => {
+      await x.client.request(
+        'connect',
+        { url: urlOf(c, x.ports[0]!), proto: protoOf(c), groups: [{ n: users, topic: 'user:{i}' }, { n: admins, topic: 'profile' }] },
+        120_000,
+      )
+      await sleep(300)
+      // One event = the profile app's write: user:<id> and profile. Whole passes over the users keep
+      // every user's expected count equal.
+      const plan = { kind: 'per-user', users, mode: 'turn', maxEvents: users * 20, maxMs: s.phaseMs } as const
+      const r = await measure(x, { ...plan, firstSeq: nextSeq(users * 20) }, 1 + admins, waits)
+      push('max rate, 1 update/turn', users + admins, r)
+    })
+  } else if (name === 'cross-instance') {
+    const n = s.crossSubscribers
+    await withSession(s, c, name, { instances: 2, bus: 'redis' }, async (x) => {
+      // Subscribers on instance 1, publisher on instance 0.
+      await x.client.request('connect', { url: urlOf(c, x.ports[1]!), proto: protoOf(c), groups: [{ n, topic: 'profile' }] }, 120_000)
+      await sleep(500)
+      const base = { kind: 'fanout', topic: 'profile', maxMs: s.phaseMs } as const
+      push(`fixed ${s.fixedRate}/s`, n, await measure(x, { ...base, mode: 'rate', rate: s.fixedRate, maxEvents: s.fixedRateEvents, maxMs: 60_000, firstSeq: nextSeq(s.fixedRateEvents) }, n, waits, 0))
+      push('paced, 1 publish/turn', n, await measure(x, { ...base, mode: 'turn', maxEvents: 100_000, firstSeq: nextSeq(100_000) }, n, waits, 0))
+      push(
+        `overload, bursts of ${s.overloadBurst}`,
+        n,
+        await measure(x, { ...base, mode: 'burst', burst: s.overloadBurst, maxEvents: s.overloadEvents, firstSeq: nextSeq(s.overloadEvents) }, n, waits, 0),
+      )
+    })
+  } else if (name === 'memory') {
+    const n = s.memoryConnections
+    await withSession(s, c, name, { exposeGc: true }, async (x) => {
+      await sleep(300)
+      const before = await x.servers[0]!.request('mark', { gc: true })
+      const conn = await x.client.request(
+        'connect',
+        { url: urlOf(c, x.ports[0]!), proto: protoOf(c), groups: [{ n, topic: 'user:{i}' }] },
+        180_000,
+      )
+      await sleep(1000)
+      const after = await x.servers[0]!.request('mark', { gc: true })
+      push('idle subscribed connections', n, {
+        connections: after.connections,
+        connectMs: conn.ms,
+        rssPerConnKB: (after.rss - before.rss) / n / 1024,
+        heapPerConnKB: (after.heapUsed - before.heapUsed) / n / 1024,
+        externalPerConnKB: (after.external - before.external) / n / 1024,
+        rssMB: after.rss / 2 ** 20,
+        lost: 0,
+      })
+    })
+  } else if (name === 'recovery') {
+    const n = s.recoveryClients
+    const missed = s.recoveryMissed
+    await withSession(s, c, name, { recovery: true }, async (x) => {
+      await x.client.request('connect', { url: urlOf(c, x.ports[0]!), proto: protoOf(c), groups: [{ n, topic: 'profile' }], track: true }, 120_000)
+      await sleep(300)
+      const base = { kind: 'fanout', topic: 'profile', mode: 'turn', maxMs: 10_000 } as const
+      // Every client gets a position, then all drop; the server publishes while they are away.
+      const warm = await measure(x, { ...base, maxEvents: 5, firstSeq: nextSeq(5) }, n, waits)
+      await x.client.request('disconnectAll')
+      await sleep(500)
+      await x.servers[0]!.request('publish', { plan: { ...base, maxEvents: missed, firstSeq: nextSeq(missed) } })
+      const r = await x.client.request('reconnectAll', { missed, timeoutMs: 15_000 }, 30_000)
+      push(`${n} reconnect at once`, n, {
+        recoverMs: r.timedOut ? NaN : r.ms,
+        timedOut: r.timedOut,
+        recovered: r.recovered,
+        resynced: r.resynced,
+        lost: r.lost + warm.lost,
+        dupes: r.dupes,
+        clientCpuPct: (100 * r.clientCpuUs) / r.clientWallUs,
+      })
+    })
+  }
+  return rows
+}
+
+function f(v: unknown, digits = 1): string {
+  return typeof v === 'number' ? (Number.isFinite(v) ? v.toFixed(digits) : '—') : String(v)
+}
+
+export function describe(r: Row): string {
+  const head = `${r.scenario} | ${r.phase} | n=${r.size} | ${r.contender} | round ${r.round}`
+  if (r.scenario === 'memory') return `${head}: ${f(r.rssPerConnKB, 2)} KB RSS/conn, ${f(r.heapPerConnKB, 2)} KB heap/conn`
+  if (r.scenario === 'recovery') return `${head}: ${f(r.recoverMs, 0)} ms, recovered ${r.recovered}, resynced ${r.resynced}, lost ${r.lost}`
+  return `${head}: ${f(r.deliveriesPerSec, 0)} deliveries/s, ${f(r.cpuPerDeliveryUs, 2)} µs CPU/delivery, p50 ${f(r.p50Ms, 2)} p99 ${f(r.p99Ms, 2)} max ${f(r.maxMs, 1)} ms, lost ${r.lost}, server CPU ${f(r.serverCpuPct, 0)}%, client CPU ${f(r.clientCpuPct, 0)}%`
+}
