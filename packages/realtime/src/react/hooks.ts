@@ -10,7 +10,7 @@ import {
   type ReactNode,
 } from 'react'
 import type { ConnectionState, RealtimeClient } from '../client/client.js'
-import type { PatchMessage, TopicMap, TopicName } from '../topics.js'
+import type { TopicMap, TopicName } from '../topics.js'
 import { safeMerge } from './merge.js'
 
 const RealtimeContext = createContext<RealtimeClient<TopicMap> | null>(null)
@@ -39,8 +39,12 @@ export interface UseTopicOptions<T extends TopicMap, K extends TopicName<T>> {
 }
 
 /** The patch message type for one topic. */
-export type TopicPatch<T extends TopicMap, K extends TopicName<T>> = Extract<PatchMessage<T>, { topic: K }> & {
+export interface TopicPatch<T extends TopicMap, K extends TopicName<T>> {
+  type: 'patch'
+  topic: K
   payload: T[K]
+  offset: string
+  epoch: string
 }
 
 /**
