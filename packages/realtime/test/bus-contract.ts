@@ -12,6 +12,11 @@ export interface BusFixture {
    * persistence. Returns the bus to go on with (a new one where the old one cannot survive this).
    */
   loseHistory(bus: Bus, options?: { history?: HistoryOptions }): Promise<Bus>
+  /**
+   * Another publisher on the same store as `bus` (another instance, for a shared bus; the same bus
+   * where there is only one process). The caller closes what it gets unless it is `bus` itself.
+   */
+  peer(bus: Bus): Bus | Promise<Bus>
   /** Releases what the fixture holds beyond the buses (keys, connections). */
   cleanup?(): Promise<void>
 }
@@ -253,6 +258,29 @@ export function busContractSuite(name: string, fixture: BusFixture): void {
     })
 
     describe('subscribe, buffer, read history, merge', () => {
+      it('has handed every message up to the position history reports to earlier listeners', async () => {
+        const b = await bus({ history: { size: 1000 } })
+        const publisher = await fixture.peer(b)
+        if (publisher !== b) open.push(publisher)
+        const t = topic()
+        const start = (await b.history(t)).position
+        const got = collect()
+        await b.subscribe(t, got.listener)
+        let stop = false
+        const publishing = (async () => {
+          for (let n = 1; !stop && n <= 800; n++) await publisher.publish(t, String(n))
+        })()
+        for (let round = 0; round < 20; round++) {
+          const history = await b.history(t, start)
+          const delivered = new Set(got.messages.map((m) => m.offset))
+          // Everything history holds was published after the listener joined: it was delivered.
+          expect(history.messages.filter((m) => !delivered.has(m.offset))).toEqual([])
+          await sleep(2)
+        }
+        stop = true
+        await publishing
+      })
+
       it('gives every joiner the full sequence, gap-free and duplicate-free, while publishing at full speed', async () => {
         const total = 1500
         const publisherBus = await bus({ history: { size: total + 10 } })

@@ -11,6 +11,7 @@ let prefix = uniquePrefix('contract')
 
 busContractSuite('RedisBus', {
   create: (options) => new RedisBus({ url: REDIS_URL, prefix, ...options }),
+  peer: () => new RedisBus({ url: REDIS_URL, prefix }),
   // What a restarted Redis without persistence, or a FLUSHALL, leaves: none of the bus's keys.
   loseHistory: async (bus) => {
     await deleteKeys(REDIS_URL, prefix)

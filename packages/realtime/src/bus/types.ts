@@ -37,7 +37,9 @@ export type BusListener = (message: BusMessage) => void
  * Contract: messages of one topic reach every listener in offset order, each once; `publish`
  * resolves with the message's position after the message is in history; `history` never misses a
  * message that a listener registered before the call has not yet seen (callers subscribe first,
- * buffer, read history, then merge by offset).
+ * buffer, read history, then merge by offset); and when `history` resolves, every message up to
+ * the position it reports has already been handed to the listeners registered before the call,
+ * so a message a caller took from history never reaches its listener afterwards.
  */
 export interface Bus {
   publish(topic: string, data: string): Promise<Position>

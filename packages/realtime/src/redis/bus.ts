@@ -59,6 +59,8 @@ interface TopicSubscription {
   base?: Position
   /** While set, live messages are held here until the gap after a reconnect is filled. */
   held?: BusMessage[]
+  /** Settles when the gap fill in progress is done. */
+  filling?: Promise<void>
 }
 
 type SubscriptionListener = (topic: string) => void
@@ -92,6 +94,8 @@ export class RedisBus implements Bus {
   private readonly statusListeners = new Set<(status: BusStatus) => void>()
   private readonly gapListeners = new Set<SubscriptionListener>()
   private status: BusStatus
+  private published = 0
+  private received = 0
   private closed = false
   /** Set once the subscriber connection was lost: the next 'ready' must re-subscribe and fill gaps. */
   private subLost = false
@@ -174,6 +178,16 @@ export class RedisBus implements Bus {
     return () => this.gapListeners.delete(listener)
   }
 
+  /** Messages this instance published since it was created. */
+  get messagesPublished(): number {
+    return this.published
+  }
+
+  /** Messages this instance received from Redis: it receives only topics it has listeners for. */
+  get messagesReceived(): number {
+    return this.received
+  }
+
   /** Topics whose channel this instance is subscribed to (for stats and tests). */
   get subscribedTopics(): string[] {
     return [...this.topics].filter(([, t]) => t.subscribed).map(([topic]) => topic)
@@ -193,6 +207,7 @@ export class RedisBus implements Bus {
         randomEpoch(),
       ),
     )) as [string, string]
+    this.published++
     return { epoch, offset }
   }
 
@@ -220,7 +235,34 @@ export class RedisBus implements Bus {
     this.dropIfIdle(topic, state)
   }
 
+  /**
+   * Reads the history, then waits until the listeners of `topic` have been handed every message
+   * up to the position it reports. Redis delivers pub/sub messages on another connection than the
+   * history reply, so without the wait a message could reach a listener after the caller already
+   * took it from history, and the caller's merge by offset (which only looks at what it buffered)
+   * would pass it on twice.
+   */
   async history(topic: string, since?: Position): Promise<HistoryResult> {
+    const result = await this.readHistory(topic, since)
+    await this.caughtUp(topic)
+    return result
+  }
+
+  /**
+   * Resolves once every message published before now that this instance is subscribed to has been
+   * delivered: a PING on the subscriber connection is answered after the messages queued before it.
+   */
+  private async caughtUp(topic: string): Promise<void> {
+    const state = this.topics.get(topic)
+    if (!state || !state.subscribed) return
+    await this.withDeadline('history', topic, this.sub, () => this.sub.ping()).catch(() => {
+      // Down: a gap fill follows the reconnect, and the caller's merge drops what it already has.
+    })
+    // A gap fill in progress holds live messages back; they count as delivered once it is done.
+    if (state.filling) await state.filling
+  }
+
+  private async readHistory(topic: string, since?: Position): Promise<HistoryResult> {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
     const sinceId = since && OFFSET.test(since.offset) ? (since.offset === '0' ? '0-0' : since.offset) : ''
     const [epoch, lastId, firstId, trimmed, now, entries] = (await this.bounded('history', topic, (pub) =>
@@ -335,7 +377,7 @@ export class RedisBus implements Bus {
       await this.withDeadline('subscription', topic, this.sub, () => this.sub.subscribe(this.channel(topic)))
       state.subscribed = true
       if (!state.last && !state.base) {
-        state.base = await this.history(topic).then(
+        state.base = await this.readHistory(topic).then(
           (result) => result.position,
           () => undefined,
         )
@@ -353,6 +395,7 @@ export class RedisBus implements Bus {
   private receive(channel: string, text: string): void {
     if (!channel.startsWith(this.prefix + 'c:')) return
     const topic = channel.slice(this.prefix.length + 2)
+    this.received++
     const state = this.topics.get(topic)
     if (!state) return
     const a = text.indexOf('\n')
@@ -384,26 +427,33 @@ export class RedisBus implements Bus {
     const topics = [...this.topics].filter(([, state]) => state.listeners.size > 0)
     for (const [, state] of this.topics) state.subscribed = false
     await Promise.all(
-      topics.map(async ([topic, state]) => {
+      topics.map(([topic, state]) => {
         state.held = []
-        try {
-          await this.reconcile(topic, state)
-          const from = state.last ?? state.base
-          if (from) {
-            const result = await this.history(topic, from)
-            if (result.recovered) for (const message of result.messages) this.deliver(state, message)
-            else this.reportGap(topic)
-          }
-        } catch {
-          // Down again: the next 'ready' retries every topic.
-          this.subLost = true
-        } finally {
+        state.filling = this.fill(topic, state).finally(() => {
           const held = state.held ?? []
           state.held = undefined
+          state.filling = undefined
           for (const message of held) this.deliver(state, message)
-        }
+        })
+        return state.filling
       }),
     )
+  }
+
+  /** Re-subscribes one topic and delivers from its stream what its listeners missed. */
+  private async fill(topic: string, state: TopicSubscription): Promise<void> {
+    try {
+      await this.reconcile(topic, state)
+    } catch {
+      // Down again: the next 'ready' re-subscribes every topic.
+      this.subLost = true
+      return
+    }
+    const from = state.last ?? state.base
+    if (!from) return
+    const result = await this.readHistory(topic, from).catch(() => undefined)
+    if (result?.recovered) for (const message of result.messages) this.deliver(state, message)
+    else this.reportGap(topic)
   }
 
   private reportGap(topic: string): void {

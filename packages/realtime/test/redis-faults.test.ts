@@ -1,0 +1,162 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { RealtimeClient } from '../src/client/index.js'
+import { isRealtimeError } from '../src/errors.js'
+import { RedisBus } from '../src/redis/index.js'
+import { startInstance, type Instance } from './utils/instances.js'
+import { OwnRedisServer, uniquePrefix, waitFor } from './utils/redis.js'
+import { connectClient, startServer, type TestServer } from './utils/server.js'
+
+type Topics = Record<string, { n: number }>
+
+function recordingClient(url: string | (() => string)) {
+  // `url` may be a function (a load balancer's choice per connection): pass it as the option.
+  const client = connectClient<Topics>(typeof url === 'string' ? url : '', { url })
+  const numbers: number[] = []
+  const resyncs: string[] = []
+  const states: string[] = []
+  client.on('patch', (msg) => numbers.push(msg.payload.n))
+  client.on('resync', (topic) => resyncs.push(topic))
+  client.on('state', (state) => states.push(state))
+  return { client, numbers, resyncs, states }
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+
+// Every test here breaks a Redis of its own, never the shared one.
+describe('Redis faults', () => {
+  let redis: OwnRedisServer
+  const servers: TestServer<Topics>[] = []
+  const instances: Instance[] = []
+  const clients: RealtimeClient<Topics>[] = []
+
+  beforeAll(async () => {
+    redis = await OwnRedisServer.start()
+  })
+  afterEach(async () => {
+    for (const client of clients.splice(0)) client.close()
+    await Promise.all(servers.splice(0).map((server) => server.close()))
+    await Promise.all(instances.splice(0).map((instance) => instance.stop('SIGKILL')))
+    if (!redis.running) await redis.start()
+  })
+  afterAll(() => redis.stop())
+
+  async function server(): Promise<TestServer<Topics>> {
+    const bus = new RedisBus({ url: redis.url, prefix: uniquePrefix('faults'), publishTimeoutMs: 500 })
+    const started = await startServer<Topics>({ bus })
+    servers.push(started)
+    await waitFor('the bus to be up', () => bus.healthy)
+    return started
+  }
+
+  async function subscribedClients(urls: (string | (() => string))[], topic: string) {
+    const recorders = urls.map((url) => recordingClient(url))
+    for (const r of recorders) {
+      clients.push(r.client)
+      r.client.subscribe(topic)
+    }
+    await waitFor('clients subscribed', () => recorders.every((r) => r.client.subscriptionState(topic) === 'subscribed'))
+    return recorders
+  }
+
+  describe('Redis restarted mid-stream (its data lost)', () => {
+    it('rejects publishes with BUS_UNAVAILABLE while down, keeps clients connected, then resumes and resyncs them', async () => {
+      // Two instances on one Redis: one prefix for both.
+      const prefix = uniquePrefix('restart')
+      const buses = [0, 1].map(() => new RedisBus({ url: redis.url, prefix, publishTimeoutMs: 500 }))
+      const [a, b] = await Promise.all(buses.map((bus) => startServer<Topics>({ bus })))
+      servers.push(a!, b!)
+      await waitFor('buses up', () => buses.every((bus) => bus.healthy))
+      const recorders = await subscribedClients([a!.url, b!.url], 'restart')
+      for (let n = 1; n <= 50; n++) await a!.realtime.publishTopic('restart', { n })
+      await waitFor('50 patches', () => recorders.every((r) => r.numbers.length === 50))
+
+      await redis.stop('SIGKILL')
+      await waitFor('buses down', () => buses.every((bus) => !bus.healthy))
+      const started = Date.now()
+      const outcomes = await Promise.allSettled(range(51, 60).map((n) => a!.realtime.publishTopic('restart', { n })))
+      const waited = Date.now() - started
+      for (const outcome of outcomes) {
+        expect(outcome.status).toBe('rejected')
+        const reason = (outcome as PromiseRejectedResult).reason
+        expect(isRealtimeError(reason) && reason.code).toBe('BUS_UNAVAILABLE')
+      }
+      // Bounded: the publish timeout (500 ms) plus scheduling, never a hang.
+      expect(waited).toBeLessThan(1500)
+      expect(a!.realtime.stats()).toMatchObject({ busStatus: 'down' })
+
+      await redis.start()
+      await waitFor('buses up again', () => buses.every((bus) => bus.healthy), 15_000)
+      // The history died with Redis: every subscriber is told to refetch.
+      await waitFor('every client to resync', () => recorders.every((r) => r.resyncs.length === 1))
+      for (let n = 61; n <= 80; n++) await b!.realtime.publishTopic('restart', { n })
+      await waitFor('delivery to resume', () => recorders.every((r) => r.numbers.length === 70))
+      for (const r of recorders) {
+        expect(r.numbers).toEqual([...range(1, 50), ...range(61, 80)])
+        expect(r.resyncs).toEqual(['restart'])
+        // Connected once, at the start, and never dropped.
+        expect(r.states).toEqual(['connected'])
+      }
+    })
+  })
+
+  describe('Redis FLUSHALL', () => {
+    it('starts a new epoch; a client reconnecting from before it gets resync', async () => {
+      const s = await server()
+      const [stays, returns] = await subscribedClients([s.url, s.url], 'flushed')
+      for (let n = 1; n <= 10; n++) await s.realtime.publishTopic('flushed', { n })
+      await waitFor('10 patches', () => stays!.numbers.length === 10 && returns!.numbers.length === 10)
+      const before = returns!.client.position('flushed')!
+
+      await redis.command('FLUSHALL')
+      const after = await s.realtime.publishTopic('flushed', { n: 11 })
+      expect(after.epoch).not.toBe(before.epoch)
+      await waitFor('patch 11', () => stays!.numbers.length === 11 && returns!.numbers.length === 11)
+
+      // Offline across a flush and new messages: nothing before the flush can be recovered.
+      returns!.client.reconnect()
+      await redis.command('FLUSHALL')
+      await s.realtime.publishTopic('flushed', { n: 12 })
+      await waitFor('resync', () => returns!.resyncs.length === 1, 10_000)
+      expect(returns!.resyncs).toEqual(['flushed'])
+      await s.realtime.publishTopic('flushed', { n: 13 })
+      await waitFor('patch 13', () => returns!.numbers.includes(13) && stays!.numbers.includes(13))
+      expect(stays!.numbers).toEqual(range(1, 13))
+    })
+  })
+
+  describe('an instance killed with SIGKILL', () => {
+    it('moves its clients to another instance, where they recover with no gap', async () => {
+      const prefix = uniquePrefix('sigkill')
+      const [a, b, c] = await Promise.all([0, 1, 2].map(() => startInstance({ redisUrl: redis.url, prefix, historySize: 5000 })))
+      instances.push(a!, b!, c!)
+      // The load balancer: sends the movers to A while it is in the rotation, else to B.
+      let alive = [a!, b!]
+      const balanced = () => (alive.includes(a!) ? a! : b!).url
+      const movers = await subscribedClients([balanced, balanced], 'killed')
+      const onB = await subscribedClients([b!.url], 'killed')
+      expect((await a!.stats()).stats).toMatchObject({ connections: 2 })
+
+      const total = 2000
+      let killed = false
+      movers[0]!.client.on('patch', (msg) => {
+        if (!killed && msg.payload.n === 700) {
+          killed = true
+          // Taken out of the rotation as its health check fails.
+          alive = [b!]
+          a!.process.kill('SIGKILL')
+        }
+      })
+      const published = await c!.publish('killed', 1, total)
+      expect(published.failed).toEqual([])
+      await waitFor('movers to get everything', () => [...movers, ...onB].every((r) => r.numbers.length >= total), 20_000)
+      expect(killed).toBe(true)
+      for (const r of [...movers, ...onB]) {
+        expect(r.numbers).toEqual(range(1, total))
+        expect(r.resyncs).toEqual([])
+      }
+      // The movers did lose their connection, and came back (to B, the only one left).
+      for (const r of movers) expect(r.states).toEqual(['connected', 'connecting', 'connected'])
+      expect((await b!.stats()).stats).toMatchObject({ connections: 3 })
+    })
+  })
+})
