@@ -1,9 +1,11 @@
+import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { RealtimeClient } from '../src/client/index.js'
 import { isRealtimeError } from '../src/errors.js'
-import { RedisBus } from '../src/redis/index.js'
+import type { BusMessage } from '../src/bus/types.js'
+import { REDIS_BUS_CONNECTION_OPTIONS, RedisBus } from '../src/redis/index.js'
 import { startInstance, type Instance } from './utils/instances.js'
-import { OwnRedisServer, uniquePrefix, waitFor } from './utils/redis.js'
+import { OwnRedisServer, freePort, sleep, uniquePrefix, waitFor } from './utils/redis.js'
 import { connectClient, startServer, type TestServer } from './utils/server.js'
 
 type Topics = Record<string, { n: number }>
@@ -57,6 +59,89 @@ describe('Redis faults', () => {
     await waitFor('clients subscribed', () => recorders.every((r) => r.client.subscriptionState(topic) === 'subscribed'))
     return recorders
   }
+
+  describe('RedisBus without Redis', () => {
+    it('rejects a publish with BUS_UNAVAILABLE within publishTimeoutMs when Redis never answered', async () => {
+      const bus = new RedisBus({ url: `redis://127.0.0.1:${await freePort()}`, publishTimeoutMs: 300 })
+      const started = Date.now()
+      const error = await bus.publish('nowhere', '1').catch((e: unknown) => e)
+      expect(isRealtimeError(error) && error.code).toBe('BUS_UNAVAILABLE')
+      expect(Date.now() - started).toBeLessThan(1000)
+      const subscribing = await bus.subscribe('nowhere', () => {}).catch((e: unknown) => e)
+      expect(isRealtimeError(subscribing) && subscribing.code).toBe('BUS_UNAVAILABLE')
+      expect(bus.healthy).toBe(false)
+      await bus.close()
+    })
+  })
+
+  describe('RedisBus subscriber connection lost while Redis stays up', () => {
+    // The subscriber reconnects after 300 ms, so what others publish meanwhile misses it.
+    async function slowlyReconnectingBus(prefix: string, size: number) {
+      const sub = new Redis(redis.url, { ...REDIS_BUS_CONNECTION_OPTIONS, autoResubscribe: false, retryStrategy: () => 300 })
+      const pub = new Redis(redis.url, REDIS_BUS_CONNECTION_OPTIONS)
+      const bus = new RedisBus({ redis: { pub, sub }, prefix, history: { size } })
+      await waitFor('bus up', () => bus.healthy)
+      return {
+        bus,
+        async close() {
+          await bus.close()
+          pub.disconnect()
+          sub.disconnect()
+        },
+      }
+    }
+
+    it('fills the gap from the stream: every message once, in order, no gap reported', async () => {
+      const prefix = uniquePrefix('fill')
+      const { bus, close } = await slowlyReconnectingBus(prefix, 100)
+      const publisher = new RedisBus({ url: redis.url, prefix })
+      try {
+        const got: BusMessage[] = []
+        const gaps: string[] = []
+        bus.onGap((topic) => gaps.push(topic))
+        await bus.subscribe('fill', (m) => got.push(m))
+        for (let n = 1; n <= 5; n++) await publisher.publish('fill', String(n))
+        await waitFor('5 messages', () => got.length === 5)
+        await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub')
+        await waitFor('bus down', () => !bus.healthy)
+        for (let n = 6; n <= 30; n++) await publisher.publish('fill', String(n))
+        await waitFor('30 messages', () => got.length >= 30)
+        await sleep(50)
+        expect(got.map((m) => Number(m.data))).toEqual(range(1, 30))
+        expect(gaps).toEqual([])
+        // Some of them never came over pub/sub: they were read from the stream.
+        expect(bus.messagesReceived).toBeLessThan(30)
+      } finally {
+        await publisher.close()
+        await close()
+      }
+    })
+
+    it('reports a gap when the history no longer holds what was missed', async () => {
+      const prefix = uniquePrefix('gap')
+      const { bus, close } = await slowlyReconnectingBus(prefix, 5)
+      const publisher = new RedisBus({ url: redis.url, prefix, history: { size: 5 } })
+      try {
+        const got: number[] = []
+        const gaps: string[] = []
+        bus.onGap((topic) => gaps.push(topic))
+        await bus.subscribe('gap', (m) => got.push(Number(m.data)))
+        await publisher.publish('gap', '1')
+        await waitFor('message 1', () => got.length === 1)
+        await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub')
+        // Past the approximate trimming granularity (100 entries per stream node).
+        for (let n = 2; n <= 400; n++) await publisher.publish('gap', String(n))
+        await waitFor('the gap report', () => gaps.length === 1)
+        expect(gaps).toEqual(['gap'])
+        await publisher.publish('gap', '401')
+        await waitFor('message 401', () => got.includes(401))
+        expect(got[0]).toBe(1)
+      } finally {
+        await publisher.close()
+        await close()
+      }
+    })
+  })
 
   describe('Redis restarted mid-stream (its data lost)', () => {
     it('rejects publishes with BUS_UNAVAILABLE while down, keeps clients connected, then resumes and resyncs them', async () => {
