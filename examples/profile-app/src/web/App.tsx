@@ -1,6 +1,6 @@
-import { createRealtimeClient } from '@app/realtime/client'
+import { createRealtimeClient, type RealtimeClient } from '@app/realtime/client'
 import { RealtimeProvider } from '@app/realtime/react'
-import { useEffect, useMemo, useState } from 'react'
+import { useEffect, useRef, useState } from 'react'
 import type { PublicConfig, SessionResponse, Topics } from '../shared/topics.js'
 import { AdminDashboard } from './AdminDashboard.js'
 import { api, onUnauthorized } from './api.js'
@@ -66,15 +66,20 @@ export function App() {
 
 function SignedIn(props: { session: StoredSession; onSignOut: () => void }) {
   const { token, userId, isAdmin } = props.session
-  const client = useMemo(() => createRealtimeClient<Topics>({ url: realtimeUrl(), auth: () => token }), [token])
-  useEffect(() => () => client.close(), [client])
-  useEffect(
-    () =>
-      client.on('error', (error) => {
-        if (error.code === 'UNAUTHORIZED') props.onSignOut()
-      }),
-    [client, props],
-  )
+  // Made in an effect, not a memo: StrictMode's second mount must get a fresh client, not the
+  // one its first cleanup closed.
+  const [client, setClient] = useState<RealtimeClient<Topics> | null>(null)
+  const onSignOut = useRef(props.onSignOut)
+  onSignOut.current = props.onSignOut
+  useEffect(() => {
+    const created = createRealtimeClient<Topics>({ url: realtimeUrl(), auth: () => token })
+    created.on('error', (error) => {
+      if (error.code === 'UNAUTHORIZED') onSignOut.current()
+    })
+    setClient(created)
+    return () => created.close()
+  }, [token])
+  if (!client) return null
 
   const path = window.location.pathname
   const viewed = new URLSearchParams(window.location.search).get('user')

@@ -9,6 +9,8 @@ export default function setup(): void {
   }
   execFileSync(process.execPath, [join(repoRoot, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--logLevel', 'warn'], {
     cwd: appRoot,
+    // vitest sets NODE_ENV=test, which would make Vite build React's development bundle.
+    env: { ...process.env, NODE_ENV: 'production' },
     stdio: 'inherit',
   })
 }

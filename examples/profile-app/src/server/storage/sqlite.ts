@@ -26,9 +26,9 @@ export class SqliteUserRepository implements UserRepository {
   constructor(file: string) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true })
     this.#db = new Database(file)
-    this.#db.pragma('journal_mode = WAL')
-    // Another instance may hold the write lock for a moment; wait rather than fail.
+    // Another instance may hold the write lock for a moment (even while switching to WAL): wait.
     this.#db.pragma('busy_timeout = 5000')
+    this.#db.pragma('journal_mode = WAL')
     this.#db.exec(`CREATE TABLE IF NOT EXISTS users (
       user_id     TEXT PRIMARY KEY,
       tg_username TEXT NOT NULL,

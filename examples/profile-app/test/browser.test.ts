@@ -1,0 +1,199 @@
+/**
+ * The app in Debian's Chromium, started as the README starts it (`npm run start -w profile-app`
+ * after the build: built web, in-memory bus, SQLite, dev login), on a free port.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Browser } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { signInitData } from '../src/server/telegram/initData.js'
+import { BOT_TOKEN, SESSION_SECRET } from './utils/app.js'
+import { countNavigations, launchBrowser, openProfile, screenshot, tokenOf, waitLive } from './utils/browser.js'
+import { startAppProcess, type AppProcess } from './utils/process.js'
+
+let browser: Browser
+let server: AppProcess
+let dataDir: string
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'profile-app-browser-'))
+  ;[browser, server] = await Promise.all([
+    launchBrowser(),
+    startAppProcess({
+      SQLITE_PATH: join(dataDir, 'profile.db'),
+      BOT_TOKEN,
+      SESSION_SECRET,
+      DATABASE_URL: '',
+      REDIS_URL: '',
+    }),
+  ])
+})
+
+afterAll(async () => {
+  await browser?.close()
+  await server?.stop()
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true })
+})
+
+async function api(method: string, path: string, token: string | null, body?: unknown) {
+  const response = await fetch(server.url + path, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  })
+  return { status: response.status, body: (await response.json()) as any }
+}
+
+async function adminToken(): Promise<string> {
+  return (await api('POST', '/api/auth/dev', null, { userId: '1' })).body.token
+}
+
+describe('profile page', () => {
+  it('updates in place after an edit through the form, with no reload', async () => {
+    const context = await browser.newContext()
+    try {
+      const page = await openProfile(context, server.url, '10', 'Dana')
+      const navigations = countNavigations(page)
+      await page.evaluate(() => ((window as any).__sameDocument = true))
+
+      await page.getByTestId('edit-profile').click()
+      await page.locator('input[name=photoUrl]').fill('http://example.com/dana.png')
+      await page.getByTestId('save').click()
+      await expect.poll(() => page.getByTestId('error-photoUrl').textContent()).toContain('https')
+
+      await page.locator('input[name=tgUsername]').fill('Dana Edited')
+      await page.locator('input[name=photoUrl]').fill('https://example.com/dana.png')
+      expect(await page.getByTestId('photo-preview').getAttribute('src')).toBe('https://example.com/dana.png')
+      await page.getByTestId('save').click()
+      await expect.poll(() => page.getByTestId('profile-name').textContent()).toBe('Dana Edited')
+      expect(await page.getByTestId('profile-photo').getAttribute('src')).toBe('https://example.com/dana.png')
+      await expect.poll(() => page.getByTestId('profile-form').count()).toBe(0)
+
+      expect(navigations()).toBe(0)
+      expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true)
+      await screenshot(page, '1-edit-through-form')
+    } finally {
+      await context.close()
+    }
+  })
+
+  it('shows a change made through the API in one tab in the other tab within 1 s', async () => {
+    const context = await browser.newContext()
+    try {
+      const first = await openProfile(context, server.url, '20', 'Eve')
+      const second = await openProfile(context, server.url)
+      const navigations = countNavigations(second)
+      const token = await tokenOf(first)
+
+      const started = Date.now()
+      const status = await first.evaluate(async (token) => {
+        const response = await fetch('/api/users/20', {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ tgUsername: 'Eve from tab 1' }),
+        })
+        return response.status
+      }, token)
+      expect(status).toBe(200)
+      await second.waitForFunction(
+        () => document.querySelector('[data-testid=profile-name]')?.textContent === 'Eve from tab 1',
+        undefined,
+        { timeout: 1000, polling: 10 },
+      )
+      const elapsed = Date.now() - started
+      expect(elapsed).toBeLessThan(1000)
+      expect(navigations()).toBe(0)
+      await screenshot(second, '2-two-tabs')
+    } finally {
+      await context.close()
+    }
+  })
+
+  it('shows the new photo of a new Telegram login in both open tabs', async () => {
+    const context = await browser.newContext()
+    const telegram = await browser.newContext()
+    try {
+      const first = await openProfile(context, server.url, '30', 'Frank')
+      const second = await openProfile(context, server.url)
+      const newPhoto = 'https://t.me/i/userpic/320/frank-new.jpg'
+      const initData = signInitData(
+        { query_id: 'q', auth_date: Math.floor(Date.now() / 1000), user: { id: 30, username: 'frank_tg', photo_url: newPhoto } },
+        BOT_TOKEN,
+      )
+      // What Telegram's script provides inside the Mini App webview.
+      await telegram.addInitScript(
+        ({ initData }) => {
+          ;(window as any).Telegram = {
+            WebApp: {
+              initData,
+              colorScheme: 'dark',
+              themeParams: { bg_color: '#18222d', secondary_bg_color: '#21303f', text_color: '#ffffff', button_color: '#2ea6ff' },
+              ready() {},
+              expand() {},
+              onEvent() {},
+            },
+          }
+        },
+        { initData },
+      )
+      const inTelegram = await telegram.newPage()
+      await inTelegram.goto(server.url)
+      await inTelegram.locator('[data-testid=profile-name]').waitFor()
+      await waitLive(inTelegram)
+
+      for (const page of [first, second]) {
+        await expect.poll(() => page.getByTestId('profile-photo').getAttribute('src'), { timeout: 2000 }).toBe(newPhoto)
+        expect(await page.getByTestId('profile-name').textContent()).toBe('frank_tg')
+      }
+      expect(await inTelegram.evaluate(() => getComputedStyle(document.documentElement).getPropertyValue('--bg').trim())).toBe('#18222d')
+      await screenshot(first, '3-telegram-login-tab1')
+      await screenshot(second, '3-telegram-login-tab2')
+      await screenshot(inTelegram, '3-telegram-login-in-telegram')
+    } finally {
+      await context.close()
+      await telegram.close()
+    }
+  })
+})
+
+describe('admin dashboard', () => {
+  it('shows admins every profile change live, in the feed and the users list', async () => {
+    const context = await browser.newContext()
+    try {
+      const dashboard = await openProfile(context, server.url, '1', 'Admin')
+      await dashboard.goto(`${server.url}/admin`)
+      await waitLive(dashboard)
+      await dashboard.locator('[data-testid=users] tr[data-user-id="10"]').waitFor()
+      const token = await adminToken()
+      expect((await api('PUT', '/api/users/10', token, { tgUsername: 'Dana by admin' })).status).toBe(200)
+      await dashboard.locator('[data-testid=feed] li[data-user-id="10"]').waitFor({ timeout: 2000 })
+      await expect
+        .poll(() => dashboard.locator('[data-testid=users] tr[data-user-id="10"] [data-testid=user-name]').textContent())
+        .toBe('Dana by admin')
+      await screenshot(dashboard, 'admin-dashboard')
+    } finally {
+      await context.close()
+    }
+  })
+
+  it('refuses profile to a non-admin tab, which then sees no one else\'s changes', async () => {
+    const context = await browser.newContext()
+    try {
+      const page = await openProfile(context, server.url, '50', 'Grace')
+      await page.goto(`${server.url}/admin`)
+      await waitLive(page)
+      await expect.poll(() => page.getByTestId('forbidden').textContent()).toContain('FORBIDDEN')
+
+      const token = await adminToken()
+      expect((await api('PUT', '/api/users/20', token, { tgUsername: 'Eve changed while Grace watches' })).status).toBe(200)
+      // Long enough for a patch to have arrived had it been sent (they take milliseconds).
+      await page.waitForTimeout(1000)
+      expect(await page.locator('[data-testid=feed] li').count()).toBe(0)
+      expect(await page.content()).not.toContain('Eve changed while Grace watches')
+      await screenshot(page, '5-non-admin-forbidden')
+    } finally {
+      await context.close()
+    }
+  })
+})

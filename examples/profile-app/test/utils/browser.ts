@@ -1,0 +1,60 @@
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { resultsDir } from './paths.js'
+import { requireChromium } from './services.js'
+
+/** Debian's Chromium, headless, with the flags this machine's closed network needs. */
+export async function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: requireChromium(),
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  })
+}
+
+/** Opens the app in a new tab of `context` and signs in with the dev login (or reuses the tab's session). */
+export async function openProfile(context: BrowserContext, url: string, userId?: string, name?: string): Promise<Page> {
+  const page = await context.newPage()
+  page.on('pageerror', (error) => console.error(`[page error] ${error.message}`))
+  await page.goto(url)
+  if (userId) {
+    await page.locator('input[name=userId]').fill(userId)
+    if (name) await page.locator('input[name=tgUsername]').fill(name)
+    await page.locator('[data-testid=dev-login-submit]').click()
+  }
+  await page.locator('[data-testid=profile-name]').waitFor()
+  await waitLive(page)
+  return page
+}
+
+/** Waits until the tab's WebSocket is connected and its profile subscription is live. */
+export async function waitLive(page: Page): Promise<void> {
+  await page.locator('[data-testid=connection][data-state=connected]').waitFor()
+}
+
+export async function screenshot(page: Page, name: string): Promise<void> {
+  mkdirSync(resultsDir, { recursive: true })
+  await page.screenshot({ path: join(resultsDir, `${name}.png`), fullPage: true })
+}
+
+/** The tab's session token (the tabs of one origin share it). */
+export async function tokenOf(page: Page): Promise<string> {
+  return page.evaluate(() => JSON.parse(localStorage.getItem('profile-app.session')!).token as string)
+}
+
+/** Counts the main frame's navigations from now on: a live update must not add any. */
+export function countNavigations(page: Page): () => number {
+  let count = 0
+  page.on('framenavigated', (frame) => {
+    if (frame === page.mainFrame()) count++
+  })
+  return () => count
+}
