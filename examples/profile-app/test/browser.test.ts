@@ -171,6 +171,21 @@ describe('admin dashboard', () => {
       await expect
         .poll(() => dashboard.locator('[data-testid=users] tr[data-user-id="10"] [data-testid=user-name]').textContent())
         .toBe('Dana by admin')
+
+      // Batch edit: one bad row saves nothing and says which row; fixed, both rows save at once.
+      await dashboard.getByTestId('batch-edit').click()
+      await dashboard.getByLabel('name of 10').fill('Dana batch')
+      await dashboard.getByLabel('photo of 20').fill('javascript:alert(1)')
+      await dashboard.getByTestId('batch-save').click()
+      await expect.poll(() => dashboard.getByTestId('batch-message').textContent()).toContain('Nothing saved')
+      expect((await api('GET', '/api/users/10', token)).body.tgUsername).toBe('Dana by admin')
+      await dashboard.getByLabel('photo of 20').fill('https://example.com/eve.png')
+      await dashboard.getByTestId('batch-save').click()
+      await expect.poll(() => dashboard.getByTestId('batch-message').textContent()).toContain('Saved 2')
+      await expect
+        .poll(() => dashboard.locator('[data-testid=users] tr[data-user-id="10"] [data-testid=user-name]').textContent())
+        .toBe('Dana batch')
+      expect((await api('GET', '/api/users/20', token)).body.photoUrl).toBe('https://example.com/eve.png')
       await screenshot(dashboard, 'admin-dashboard')
     } finally {
       await context.close()

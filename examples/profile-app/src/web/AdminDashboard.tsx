@@ -118,7 +118,7 @@ export function AdminDashboard(props: { token: string }) {
           </p>
         ) : (
           <div className="row stats">
-            <span data-testid="stat-connections">{stats ? `${stats.connections} connections` : '…'}</span>
+            <span data-testid="stat-connections">{stats ? `${stats.connections} connection${stats.connections === 1 ? '' : 's'}` : '…'}</span>
             <span data-testid="stat-rate">{stats ? `${stats.rate.toFixed(0)} messages/min` : ''}</span>
             <span>{total} users</span>
           </div>
