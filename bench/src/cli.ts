@@ -10,6 +10,9 @@
  *   --sizes 1000,5000  fanout subscriber counts
  *   --users N --admins N --cross N --memory N --recovery N --missed N --phase-ms N --rate N
  *   --profile          run servers with --cpu-prof (bench/results/profiles/)
+ *   --client wire|ws   client sockets: the bench's minimal RFC 6455 client (default) or the ws library
+ *   --quiet-wait ms    before each session wait up to this long for a quiet machine (default 20000; quick 0)
+ *   --retries n        re-measure a phase during which other processes took > 25% of a core (default 2; quick 0)
  *   --from-dist        load @app/realtime from its build (packages/realtime/dist) instead of src
  *   --out name         results file name (default: full | quick)
  *   --no-docs          do not write docs/performance-*.{json,svg} (quick runs never do)
@@ -40,6 +43,9 @@ const { values } = parseArgs({
     rate: { type: 'string' },
     profile: { type: 'boolean', default: false },
     'from-dist': { type: 'boolean', default: false },
+    client: { type: 'string', default: 'wire' },
+    retries: { type: 'string' },
+    'quiet-wait': { type: 'string' },
     out: { type: 'string' },
     'no-docs': { type: 'boolean', default: false },
   },
@@ -52,20 +58,23 @@ const settings: Settings = {
   quick,
   fromDist: values['from-dist']!,
   profile: values.profile!,
+  clientImpl: values.client === 'ws' ? 'ws' : 'wire',
+  quietWaitMs: int(values['quiet-wait'], quick ? 0 : 20_000),
+  retries: int(values.retries, quick ? 0 : 2),
   redisUrl: process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
   fanoutSizes: values.sizes ? values.sizes.split(',').map(Number) : quick ? [1000] : [1000, 2500, 5000],
   perUserUsers: int(values.users, quick ? 1000 : 5000),
   perUserAdmins: int(values.admins, 50),
-  crossSubscribers: int(values.cross, quick ? 500 : 1000),
-  memoryConnections: int(values.memory, quick ? 2000 : 10_000),
+  crossSubscribers: int(values.cross, quick ? 300 : 1000),
+  memoryConnections: int(values.memory, quick ? 1000 : 10_000),
   recoveryClients: int(values.recovery, quick ? 300 : 1000),
   recoveryMissed: int(values.missed, 50),
-  phaseMs: int(values['phase-ms'], quick ? 1200 : 3000),
+  phaseMs: int(values['phase-ms'], quick ? 1000 : 3000),
   fixedRate: int(values.rate, 20),
-  fixedRateEvents: quick ? 20 : 60,
+  fixedRateEvents: quick ? 10 : 60,
   burst: 10,
   overloadBurst: 50,
-  overloadEvents: quick ? 500 : 3000,
+  overloadEvents: quick ? 100 : 2000,
 }
 const rounds = int(values.rounds, quick ? 1 : 3)
 const scenarios: ScenarioName[] = (() => {
@@ -93,6 +102,7 @@ console.log(`# scenarios ${scenarios.join(', ')}; contenders ${contenders.join('
 const rows: Row[] = []
 const failures: string[] = []
 for (const scenario of scenarios) {
+  const scenarioStart = Date.now()
   for (let round = 1; round <= rounds; round++) {
     // Alternate the order every round so that no contender always runs first (or last).
     const order = contenders.map((_, i) => contenders[(i + round - 1) % contenders.length]!)
@@ -106,6 +116,7 @@ for (const scenario of scenarios) {
       }
     }
   }
+  console.log(`  (${scenario}: ${((Date.now() - scenarioStart) / 1000).toFixed(0)} s, load average ${os.loadavg()[0]!.toFixed(1)})`)
 }
 
 const best = aggregate(rows)

@@ -8,18 +8,29 @@
  *   packets (`40` connect, `42` event, `43` ack); on reconnect, `40{"pid","offset"}` (connection
  *   state recovery).
  *
+ * Sockets are `wire.ts`' minimal RFC 6455 client by default (`--client ws` uses the `ws` library).
  * The hot path reads the sequence number `"s":` and publish time `"t":` from the raw bytes, with
  * no JSON parse and no string, and records the latency in a fixed histogram.
  */
 import WebSocket from 'ws'
 import { Histogram } from './histogram.js'
+import { connectWire } from './wire.js'
 import { nowUs, serve, sleep } from './ipc.js'
 
 type Proto = 'rt' | 'sio'
 
+/** What the client needs of a socket, from either implementation. */
+interface Sock {
+  send(text: string): void
+  close(): void
+  terminate(): void
+  readonly open: boolean
+}
+
 interface Conn {
   topic: string
-  ws: WebSocket | undefined
+  ws: Sock | undefined
+  closedAt: Promise<void> | undefined
   lastSeq: number
   received: number
   subscribed: boolean
@@ -43,6 +54,7 @@ const hist = new Histogram()
 let conns: Conn[] = []
 let proto: Proto = 'rt'
 let url = ''
+let impl: 'wire' | 'ws' = 'wire'
 /** Parse positions (offsets) in the hot path: the recovery scenario only. */
 let track = false
 let delivered = 0
@@ -171,9 +183,7 @@ function control(c: Conn, data: Buffer): void {
 
 function open(c: Conn): Promise<void> {
   return new Promise((resolve, reject) => {
-    const target = proto === 'rt' ? url : `${url}?EIO=4&transport=websocket`
-    const ws = new WebSocket(target, { perMessageDeflate: false })
-    c.ws = ws
+    const target = new URL(proto === 'rt' ? url : `${url}?EIO=4&transport=websocket`)
     c.subscribed = false
     const timer = setTimeout(() => fail(new Error('connect/subscribe timeout')), 30_000)
     const fail = (e: Error) => {
@@ -187,18 +197,43 @@ function open(c: Conn): Promise<void> {
       resolve()
     }
     c.onFail = fail
-    ws.on('open', () => {
+    let markClosed!: () => void
+    c.closedAt = new Promise((r) => (markClosed = r))
+    const onOpen = () => {
       if (proto !== 'rt') return
       const sub: any = { type: 'subscribe', id: 1, topic: c.topic }
       if (c.epoch && c.offset) sub.since = { epoch: c.epoch, offset: c.offset }
-      ws.send(JSON.stringify(sub))
-    })
-    ws.on('message', (data: Buffer) => onData(c, data))
-    ws.on('error', (e) => fail(e))
-    ws.on('close', () => {
-      if (c.ws === ws && !closing) unexpectedCloses++
+      sock.send(JSON.stringify(sub))
+    }
+    const onClose = () => {
+      if (c.ws === sock && !closing) unexpectedCloses++
+      markClosed()
       fail(new Error('closed'))
-    })
+    }
+    let sock: Sock
+    if (impl === 'wire') {
+      sock = connectWire(Number(target.port), target.pathname + target.search, {
+        onOpen,
+        onText: (data) => onData(c, data),
+        onClose,
+        onError: (e) => fail(e),
+      })
+    } else {
+      const ws = new WebSocket(target.href, { perMessageDeflate: false })
+      sock = {
+        send: (t) => ws.send(t),
+        close: () => ws.close(),
+        terminate: () => ws.terminate(),
+        get open() {
+          return ws.readyState === WebSocket.OPEN
+        },
+      }
+      ws.on('open', onOpen)
+      ws.on('message', (data: Buffer) => onData(c, data))
+      ws.on('error', (e) => fail(e))
+      ws.on('close', onClose)
+    }
+    c.ws = sock
   })
 }
 
@@ -216,6 +251,7 @@ function newConn(topic: string): Conn {
   return {
     topic,
     ws: undefined,
+    closedAt: undefined,
     lastSeq: -1,
     received: 0,
     subscribed: false,
@@ -252,15 +288,16 @@ function report() {
     clientWallUs: wall,
     unexpectedCloses,
     errorsSeen,
-    open: conns.filter((c) => c.ws?.readyState === WebSocket.OPEN).length,
+    open: conns.filter((c) => c.ws?.open).length,
   }
 }
 
 serve(
   {
     /** Opens `groups` of connections, each connection subscribed to one topic ('{i}' is its index in the group). */
-    async connect(m: { url: string; proto: Proto; groups: { n: number; topic: string }[]; track?: boolean; concurrency?: number }) {
+    async connect(m: { url: string; proto: Proto; impl?: 'wire' | 'ws'; groups: { n: number; topic: string }[]; track?: boolean; concurrency?: number }) {
       url = m.url
+      impl = m.impl ?? 'wire'
       proto = m.proto
       track = Boolean(m.track)
       const list: Conn[] = []
@@ -286,21 +323,13 @@ serve(
         } else if (Date.now() - lastChange > m.idleMs) break
         await sleep(5)
       }
-      return report()
+      return { ...report(), timedOut: delivered < m.expected }
     },
     /** Closes every connection (the client keeps each one's position). */
     async disconnectAll() {
       closing = true
-      await Promise.all(
-        conns.map(
-          (c) =>
-            new Promise<void>((r) => {
-              if (!c.ws || c.ws.readyState === WebSocket.CLOSED) return r()
-              c.ws.once('close', () => r())
-              c.ws.close()
-            }),
-        ),
-      )
+      for (const c of conns) c.ws?.close()
+      await Promise.all(conns.map((c) => c.closedAt))
       closing = false
       return true
     },

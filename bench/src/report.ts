@@ -56,6 +56,7 @@ export function aggregate(rows: Row[]): Best[] {
       b.serverCpuPct = maxOf(rs, 'serverCpuPct')
       b.clientCpuPct = maxOf(rs, 'clientCpuPct')
       b.peakRssMB = maxOf(rs, 'peakRssMB')
+      b.foreignCpuPct = rs.find((r) => r.deliveriesPerSec === b.deliveriesPerSec)?.foreignCpuPct
       b.rejected = maxOf(rs, 'rejected')
     }
     out.push(b)
@@ -82,7 +83,7 @@ export function tables(best: Best[]): string {
   if (flow.length) {
     parts.push(
       table(
-        ['scenario', 'phase', 'contender', 'n', 'deliveries/s', 'µs CPU/delivery', 'kernel %', 'p50 ms', 'p99 ms', 'max ms', 'lost', 'srv CPU %', 'cli CPU %', 'peak RSS MB'],
+        ['scenario', 'phase', 'contender', 'n', 'deliveries/s', 'µs CPU/delivery', 'kernel %', 'p50 ms', 'p99 ms', 'max ms', 'lost', 'srv CPU %', 'cli CPU %', 'other CPU %', 'peak RSS MB'],
         flow.map((b) => [
           b.scenario,
           b.phase,
@@ -97,6 +98,7 @@ export function tables(best: Best[]): string {
           fmt(b.lost, 0),
           fmt(b.serverCpuPct, 0),
           fmt(b.clientCpuPct, 0),
+          fmt(b.foreignCpuPct, 0),
           fmt(b.peakRssMB, 0),
         ]),
       ),

@@ -4,6 +4,7 @@
  */
 import { Redis } from 'ioredis'
 import { spawnPeer, sleep, type Peer } from './ipc.js'
+import { machineBusyUs, waitForQuiet } from './machine.js'
 import type { ContenderName } from './contenders/types.js'
 import type { PublishPlan } from './server.js'
 
@@ -11,6 +12,12 @@ export interface Settings {
   quick: boolean
   fromDist: boolean
   profile: boolean
+  /** Client sockets: 'wire' (the bench's minimal RFC 6455 client) or 'ws' (the ws library). */
+  clientImpl: 'wire' | 'ws'
+  /** Re-measurements of a phase disturbed by other work on the machine. */
+  retries: number
+  /** Before each session, wait at most this long for the machine to be quiet. */
+  quietWaitMs: number
   redisUrl: string
   fanoutSizes: number[]
   perUserUsers: number
@@ -46,6 +53,11 @@ interface Session {
   ports: number[]
   client: Peer
   prefix: string
+  impl: 'wire' | 'ws'
+  /** Re-measurements allowed for a phase disturbed by other work. */
+  retries: number
+  /** Machine busy share (all cores) just before the session. */
+  busyBefore: number
 }
 
 let sessionCounter = 0
@@ -61,6 +73,7 @@ async function withSession<T>(
   const flags = [opts.recovery ? 'recovery' : '', s.fromDist ? 'dist' : ''].join(',')
   const servers: Peer[] = []
   const started: Peer[] = []
+  const busyBefore = await waitForQuiet(10, s.quietWaitMs)
   try {
     for (let i = 0; i < (opts.instances ?? 1); i++) {
       const nodeArgs = ['--max-old-space-size=4096']
@@ -86,7 +99,7 @@ async function withSession<T>(
     const ports: number[] = []
     for (const sv of servers) ports.push((await sv.waitEvent('listening', 30_000)).port)
     await client.waitEvent('ready', 30_000)
-    return await fn({ servers, ports, client, prefix })
+    return await fn({ servers, ports, client, prefix, impl: s.clientImpl, retries: s.retries, busyBefore })
   } finally {
     await Promise.all(started.map((p) => p.stop(s.profile ? 15_000 : 3000)))
     if (opts.bus === 'redis') await cleanRedis(s.redisUrl, prefix)
@@ -119,7 +132,11 @@ function urlOf(c: ContenderName, port: number) {
   return c === 'socket.io' ? `ws://127.0.0.1:${port}/socket.io/` : `ws://127.0.0.1:${port}/ws`
 }
 
-/** Runs one publish phase and measures it: server CPU and memory around it, deliveries at the client. */
+/**
+ * Measures a phase; where other work on the machine took more than `maxForeignPct` of a core during
+ * it, waits for a quiet machine and measures it again (at most `retries` times), keeping the
+ * quietest attempt.
+ */
 async function measure(
   x: Session,
   plan: PublishPlan,
@@ -127,12 +144,36 @@ async function measure(
   waits: { idleMs: number; timeoutMs: number },
   publisher = 0,
 ) {
+  let best: Awaited<ReturnType<typeof measureOnce>> | undefined
+  for (let attempt = 0; attempt <= x.retries; attempt++) {
+    if (attempt > 0) await waitForQuiet(10, 10_000)
+    const r = await measureOnce(x, { ...plan, firstSeq: (plan.firstSeq ?? 0) + attempt * 1_000_000_000 }, perEvent, waits, publisher)
+    r.attempts = attempt + 1
+    if (!best || r.foreignCpuPct < best.foreignCpuPct) best = { ...r, attempts: attempt + 1 }
+    if (r.foreignCpuPct <= MAX_FOREIGN_PCT) break
+  }
+  return best!
+}
+
+/** A phase during which other processes used more than this share of a core is measured again. */
+const MAX_FOREIGN_PCT = 25
+
+/** Runs one publish phase and measures it: server CPU and memory around it, deliveries at the client. */
+async function measureOnce(
+  x: Session,
+  plan: PublishPlan,
+  perEvent: number,
+  waits: { idleMs: number; timeoutMs: number },
+  publisher = 0,
+) {
   await x.client.request('reset')
+  const busy0 = machineBusyUs()
   const before = await Promise.all(x.servers.map((sv) => sv.request('mark')))
   const pub = await x.servers[publisher]!.request('publish', { plan }, plan.maxMs + 60_000)
   const expected = pub.events * perEvent
   const got = await x.client.request('await', { expected, ...waits }, waits.timeoutMs + 10_000)
   const after = await Promise.all(x.servers.map((sv) => sv.request('mark')))
+  const busyUs = machineBusyUs() - busy0
   const cpuUs = after.reduce((n, a, i) => n + a.cpuUs - before[i].cpuUs, 0)
   const sysUs = after.reduce((n, a, i) => n + a.sysUs - before[i].sysUs, 0)
   const wallUs = after[0].at - before[0].at
@@ -151,6 +192,8 @@ async function measure(
     serverCpuPct: (100 * cpuUs) / wallUs / x.servers.length,
     perServerCpuPct: after.map((a, i) => (100 * (a.cpuUs - before[i].cpuUs)) / wallUs),
     clientCpuPct: (100 * got.clientCpuUs) / got.clientWallUs,
+    clientCpuPerDeliveryUs: got.delivered ? got.clientCpuUs / got.delivered : NaN,
+    clientKernelShare: got.clientCpuUs ? got.clientSysUs / got.clientCpuUs : NaN,
     p50Ms: got.latency.p50 / 1000,
     p99Ms: got.latency.p99 / 1000,
     maxMs: got.latency.max / 1000,
@@ -158,6 +201,12 @@ async function measure(
     peakRssMB: Math.max(...after.map((a) => a.peakRss)) / 2 ** 20,
     unexpectedCloses: got.unexpectedCloses,
     openAfter: got.open,
+    // CPU used by anything but the bench's servers and clients (other work on a shared machine),
+    // in % of one core: a noisy phase shows here.
+    foreignCpuPct: Math.max(0, (100 * (busyUs - cpuUs - got.clientCpuUs)) / wallUs),
+    busyBeforePct: x.busyBefore,
+    timedOut: got.timedOut,
+    attempts: 1,
   }
 }
 
@@ -185,12 +234,12 @@ export async function runScenario(
     rows.push(row)
     log(describe(row))
   }
-  const waits = { idleMs: 3000, timeoutMs: s.quick ? 15_000 : 30_000 }
+  const waits = { idleMs: 5000, timeoutMs: s.quick ? 30_000 : 60_000 }
 
   if (name === 'fanout') {
     for (const n of s.fanoutSizes) {
       await withSession(s, c, name, {}, async (x) => {
-        await x.client.request('connect', { url: urlOf(c, x.ports[0]!), proto: protoOf(c), groups: [{ n, topic: 'profile' }] }, 120_000)
+        await x.client.request('connect', { url: urlOf(c, x.ports[0]!), proto: protoOf(c), impl: x.impl, groups: [{ n, topic: 'profile' }] }, 120_000)
         await sleep(300)
         const base = { kind: 'fanout', topic: 'profile', maxMs: s.phaseMs } as const
         push('max rate, 1 publish/turn', n, await measure(x, { ...base, mode: 'turn', maxEvents: 100_000, firstSeq: nextSeq(100_000) }, n, waits))
@@ -204,7 +253,7 @@ export async function runScenario(
     await withSession(s, c, name, {}, async (x) => {
       await x.client.request(
         'connect',
-        { url: urlOf(c, x.ports[0]!), proto: protoOf(c), groups: [{ n: users, topic: 'user:{i}' }, { n: admins, topic: 'profile' }] },
+        { url: urlOf(c, x.ports[0]!), proto: protoOf(c), impl: x.impl, groups: [{ n: users, topic: 'user:{i}' }, { n: admins, topic: 'profile' }] },
         120_000,
       )
       await sleep(300)
@@ -218,7 +267,7 @@ export async function runScenario(
     const n = s.crossSubscribers
     await withSession(s, c, name, { instances: 2, bus: 'redis' }, async (x) => {
       // Subscribers on instance 1, publisher on instance 0.
-      await x.client.request('connect', { url: urlOf(c, x.ports[1]!), proto: protoOf(c), groups: [{ n, topic: 'profile' }] }, 120_000)
+      await x.client.request('connect', { url: urlOf(c, x.ports[1]!), proto: protoOf(c), impl: x.impl, groups: [{ n, topic: 'profile' }] }, 120_000)
       await sleep(500)
       const base = { kind: 'fanout', topic: 'profile', maxMs: s.phaseMs } as const
       push(`fixed ${s.fixedRate}/s`, n, await measure(x, { ...base, mode: 'rate', rate: s.fixedRate, maxEvents: s.fixedRateEvents, maxMs: 60_000, firstSeq: nextSeq(s.fixedRateEvents) }, n, waits, 0))
@@ -236,7 +285,7 @@ export async function runScenario(
       const before = await x.servers[0]!.request('mark', { gc: true })
       const conn = await x.client.request(
         'connect',
-        { url: urlOf(c, x.ports[0]!), proto: protoOf(c), groups: [{ n, topic: 'user:{i}' }] },
+        { url: urlOf(c, x.ports[0]!), proto: protoOf(c), impl: x.impl, groups: [{ n, topic: 'user:{i}' }] },
         180_000,
       )
       await sleep(1000)
@@ -255,7 +304,7 @@ export async function runScenario(
     const n = s.recoveryClients
     const missed = s.recoveryMissed
     await withSession(s, c, name, { recovery: true }, async (x) => {
-      await x.client.request('connect', { url: urlOf(c, x.ports[0]!), proto: protoOf(c), groups: [{ n, topic: 'profile' }], track: true }, 120_000)
+      await x.client.request('connect', { url: urlOf(c, x.ports[0]!), proto: protoOf(c), impl: x.impl, groups: [{ n, topic: 'profile' }], track: true }, 120_000)
       await sleep(300)
       const base = { kind: 'fanout', topic: 'profile', mode: 'turn', maxMs: 10_000 } as const
       // Every client gets a position, then all drop; the server publishes while they are away.
@@ -286,5 +335,5 @@ export function describe(r: Row): string {
   const head = `${r.scenario} | ${r.phase} | n=${r.size} | ${r.contender} | round ${r.round}`
   if (r.scenario === 'memory') return `${head}: ${f(r.rssPerConnKB, 2)} KB RSS/conn, ${f(r.heapPerConnKB, 2)} KB heap/conn`
   if (r.scenario === 'recovery') return `${head}: ${f(r.recoverMs, 0)} ms, recovered ${r.recovered}, resynced ${r.resynced}, lost ${r.lost}`
-  return `${head}: ${f(r.deliveriesPerSec, 0)} deliveries/s, ${f(r.cpuPerDeliveryUs, 2)} µs CPU/delivery, p50 ${f(r.p50Ms, 2)} p99 ${f(r.p99Ms, 2)} max ${f(r.maxMs, 1)} ms, lost ${r.lost}, server CPU ${f(r.serverCpuPct, 0)}%, client CPU ${f(r.clientCpuPct, 0)}%`
+  return `${head}: ${f(r.deliveriesPerSec, 0)} deliveries/s, ${f(r.cpuPerDeliveryUs, 2)} µs CPU/delivery, p50 ${f(r.p50Ms, 2)} p99 ${f(r.p99Ms, 2)} max ${f(r.maxMs, 1)} ms, lost ${r.lost}, other CPU ${f(r.foreignCpuPct, 0)}%, server CPU ${f(r.serverCpuPct, 0)}%, client CPU ${f(r.clientCpuPct, 0)}% (${f(r.clientCpuPerDeliveryUs, 1)} µs/delivery, ${f(100 * (r.clientKernelShare as number), 0)}% kernel)`
 }
