@@ -70,7 +70,11 @@ describe('Redis faults', () => {
       const subscribing = await bus.subscribe('nowhere', () => {}).catch((e: unknown) => e)
       expect(isRealtimeError(subscribing) && subscribing.code).toBe('BUS_UNAVAILABLE')
       expect(bus.healthy).toBe(false)
+      // Closing ends a wait for the connection at once, with CLOSED.
+      const waiting = bus.publish('nowhere', '2').catch((e: unknown) => e)
       await bus.close()
+      const closed = await waiting
+      expect(isRealtimeError(closed) && closed.code).toBe('CLOSED')
     })
   })
 

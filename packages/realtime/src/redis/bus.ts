@@ -100,6 +100,8 @@ export class RedisBus implements Bus {
   /** Set once the subscriber connection was lost: the next 'ready' must re-subscribe and fill gaps. */
   private subLost = false
   private readonly detach: () => void
+  /** Rejects the calls waiting for a connection, when the bus closes. */
+  private readonly waiting = new Set<(error: RealtimeError) => void>()
 
   constructor(options: RedisBusOptions = {}) {
     if (options.redis) {
@@ -303,6 +305,7 @@ export class RedisBus implements Bus {
     this.statusListeners.clear()
     this.gapListeners.clear()
     this.detach()
+    for (const abort of [...this.waiting]) abort(new RealtimeError('CLOSED', 'the bus was closed'))
     if (this.ownsConnections) {
       await Promise.all([quit(this.pub), quit(this.sub)])
     } else if (channels.length > 0 && this.sub.status === 'ready') {
@@ -334,7 +337,10 @@ export class RedisBus implements Bus {
   private async withDeadline<T>(what: string, topic: string, connection: Redis, run: () => Promise<T>): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined
     let cancelWait: (() => void) | undefined
+    let abort: ((error: RealtimeError) => void) | undefined
     const deadline = new Promise<never>((_, reject) => {
+      abort = reject
+      this.waiting.add(reject)
       timer = setTimeout(
         () => reject(new RealtimeError('BUS_UNAVAILABLE', `Redis did not answer the ${what} of "${topic}" within ${this.publishTimeoutMs} ms`)),
         this.publishTimeoutMs,
@@ -357,6 +363,7 @@ export class RedisBus implements Bus {
       throw new RealtimeError('BUS_UNAVAILABLE', `Redis failed the ${what} of "${topic}": ${(error as Error).message}`, { cause: error })
     } finally {
       clearTimeout(timer)
+      if (abort) this.waiting.delete(abort)
       cancelWait?.()
       // The attempt may still settle after the deadline; its outcome is already reported.
       attempt.catch(() => {})
