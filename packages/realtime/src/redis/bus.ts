@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { Redis, type RedisOptions } from 'ioredis'
+import { Redis } from 'ioredis'
 import {
   DEFAULT_HISTORY_SIZE,
   DEFAULT_HISTORY_TTL_MS,
@@ -13,6 +13,8 @@ import {
 } from '../bus/types.js'
 import { RealtimeError } from '../errors.js'
 import type { Position } from '../topics.js'
+import { Deadlines, REDIS_BUS_CONNECTION_OPTIONS, quit } from './connection.js'
+import { historyResult, streamIdOf, type HistoryReply } from './history.js'
 import { HISTORY_SCRIPT, PUBLISH_SCRIPT } from './scripts.js'
 
 /** Options of `RedisBus`. */
@@ -31,20 +33,6 @@ export interface RedisBusOptions {
   publishTimeoutMs?: number
   /** Called when a listener throws; the other listeners still get the message. Default: console.error. */
   onListenerError?: (error: unknown, message: BusMessage) => void
-}
-
-/**
- * Connection options under which a command fails fast while Redis is down instead of waiting in an
- * offline queue: the bus then answers `BUS_UNAVAILABLE` within its bound. Used for the connections
- * the bus creates from `url`; recommended for caller-supplied ones.
- */
-export const REDIS_BUS_CONNECTION_OPTIONS: RedisOptions = {
-  enableOfflineQueue: false,
-  // A command in flight when the connection drops is failed, not replayed: a replayed publish could
-  // land after the caller was told it failed.
-  maxRetriesPerRequest: 0,
-  commandTimeout: 5000,
-  retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
 }
 
 interface TopicSubscription {
@@ -69,8 +57,6 @@ function randomEpoch(): string {
   return randomBytes(6).toString('base64url') + Date.now().toString(36)
 }
 
-const OFFSET = /^(0|\d{1,20}-\d{1,20})$/
-
 /**
  * A bus for many server instances sharing one Redis. Each publish is one Lua script that appends to
  * the topic's stream (approximately capped, expiring after the history age) and PUBLISHes the
@@ -88,7 +74,7 @@ export class RedisBus implements Bus {
   private readonly prefix: string
   private readonly size: number
   private readonly ttlMs: number
-  private readonly publishTimeoutMs: number
+  private readonly deadlines: Deadlines
   private readonly onListenerError: (error: unknown, message: BusMessage) => void
   private readonly topics = new Map<string, TopicSubscription>()
   private readonly statusListeners = new Set<(status: BusStatus) => void>()
@@ -100,8 +86,6 @@ export class RedisBus implements Bus {
   /** Set once the subscriber connection was lost: the next 'ready' must re-subscribe and fill gaps. */
   private subLost = false
   private readonly detach: () => void
-  /** Rejects the calls waiting for a connection, when the bus closes. */
-  private readonly waiting = new Set<(error: RealtimeError) => void>()
 
   constructor(options: RedisBusOptions = {}) {
     if (options.redis) {
@@ -119,7 +103,7 @@ export class RedisBus implements Bus {
     this.prefix = options.prefix ?? 'rt:'
     this.size = Math.max(0, Math.floor(options.history?.size ?? DEFAULT_HISTORY_SIZE))
     this.ttlMs = Math.max(1, Math.floor(options.history?.ttlMs ?? DEFAULT_HISTORY_TTL_MS))
-    this.publishTimeoutMs = Math.max(1, options.publishTimeoutMs ?? 2000)
+    this.deadlines = new Deadlines(Math.max(1, options.publishTimeoutMs ?? 2000))
     this.onListenerError =
       options.onListenerError ??
       ((error, message) => console.error(`[@app/realtime] bus listener for "${message.topic}" threw`, error))
@@ -197,8 +181,8 @@ export class RedisBus implements Bus {
 
   async publish(topic: string, data: string): Promise<Position> {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
-    const [epoch, offset] = (await this.bounded('publish', topic, (pub) =>
-      (pub as RedisWithScripts).realtimeBusPublish(
+    const [epoch, offset] = (await this.deadlines.run(`publish to "${topic}"`, this.pub, () =>
+      (this.pub as RedisWithScripts).realtimeBusPublish(
         this.streamKey(topic),
         this.metaKey(topic),
         data,
@@ -257,7 +241,7 @@ export class RedisBus implements Bus {
   private async caughtUp(topic: string): Promise<void> {
     const state = this.topics.get(topic)
     if (!state || !state.subscribed) return
-    await this.withDeadline('history', topic, this.sub, () => this.sub.ping()).catch(() => {
+    await this.deadlines.run(`delivery check of "${topic}"`, this.sub, () => this.sub.ping()).catch(() => {
       // Down: a gap fill follows the reconnect, and the caller's merge drops what it already has.
     })
     // A gap fill in progress holds live messages back; they count as delivered once it is done.
@@ -266,35 +250,16 @@ export class RedisBus implements Bus {
 
   private async readHistory(topic: string, since?: Position): Promise<HistoryResult> {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
-    const sinceId = since && OFFSET.test(since.offset) ? (since.offset === '0' ? '0-0' : since.offset) : ''
-    const [epoch, lastId, firstId, trimmed, now, entries] = (await this.bounded('history', topic, (pub) =>
-      (pub as RedisWithScripts).realtimeBusHistory(
+    const reply = (await this.deadlines.run(`history of "${topic}"`, this.pub, () =>
+      (this.pub as RedisWithScripts).realtimeBusHistory(
         this.streamKey(topic),
         this.metaKey(topic),
-        sinceId,
+        streamIdOf(since),
         randomEpoch(),
         String(this.ttlMs),
       ),
-    )) as [string, string, string, number, number, [string, string[]][]]
-    const position: Position = { epoch, offset: lastId || '0' }
-    if (!since || !sinceId || since.epoch !== epoch) return { messages: [], recovered: false, position }
-    // Every message after `since` is present iff `since` is not past the last id, and either nothing
-    // was ever trimmed or `since` is not before the first retained entry (trimming only removes the
-    // oldest entries; the size is one more than asked so a client's last message survives), and
-    // none of them is older than the history age.
-    if (compareOffsets(sinceId, lastId || '0-0') > 0) return { messages: [], recovered: false, position }
-    const intact = trimmed === 0 || (firstId ? compareOffsets(sinceId, firstId) >= 0 : sinceId === (lastId || '0-0'))
-    if (!intact) {
-      return { messages: [], recovered: false, position }
-    }
-    const messages: BusMessage[] = []
-    for (const [id, fields] of entries) {
-      if (messages.length === 0 && Number(id.slice(0, id.indexOf('-'))) < now - this.ttlMs) {
-        return { messages: [], recovered: false, position }
-      }
-      messages.push({ topic, data: fieldValue(fields, 'd'), epoch, offset: id })
-    }
-    return { messages, recovered: true, position }
+    )) as HistoryReply
+    return historyResult(topic, since, reply, this.ttlMs)
   }
 
   async close(): Promise<void> {
@@ -305,7 +270,7 @@ export class RedisBus implements Bus {
     this.statusListeners.clear()
     this.gapListeners.clear()
     this.detach()
-    for (const abort of [...this.waiting]) abort(new RealtimeError('CLOSED', 'the bus was closed'))
+    this.deadlines.abortAll(new RealtimeError('CLOSED', 'the bus was closed'))
     if (this.ownsConnections) {
       await Promise.all([quit(this.pub), quit(this.sub)])
     } else if (channels.length > 0 && this.sub.status === 'ready') {
@@ -325,51 +290,6 @@ export class RedisBus implements Bus {
     return `${this.prefix}c:${topic}`
   }
 
-  /** Runs a command once `pub` is ready, all within `publishTimeoutMs`; else `BUS_UNAVAILABLE`. */
-  private async bounded<T>(what: string, topic: string, run: (pub: Redis) => Promise<T>): Promise<T> {
-    return this.withDeadline(what, topic, this.pub, () => run(this.pub))
-  }
-
-  /**
-   * Runs `run` once `connection` is ready (it may be reconnecting, or still connecting just after
-   * the bus was created), all within `publishTimeoutMs`; else `BUS_UNAVAILABLE`.
-   */
-  private async withDeadline<T>(what: string, topic: string, connection: Redis, run: () => Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined
-    let cancelWait: (() => void) | undefined
-    let abort: ((error: RealtimeError) => void) | undefined
-    const deadline = new Promise<never>((_, reject) => {
-      abort = reject
-      this.waiting.add(reject)
-      timer = setTimeout(
-        () => reject(new RealtimeError('BUS_UNAVAILABLE', `Redis did not answer the ${what} of "${topic}" within ${this.publishTimeoutMs} ms`)),
-        this.publishTimeoutMs,
-      )
-    })
-    const attempt = (async () => {
-      if (connection.status !== 'ready') {
-        await new Promise<void>((resolve) => {
-          connection.once('ready', resolve)
-          cancelWait = () => connection.off('ready', resolve)
-        })
-        if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
-      }
-      return run()
-    })()
-    try {
-      return await Promise.race([attempt, deadline])
-    } catch (error) {
-      if (error instanceof RealtimeError) throw error
-      throw new RealtimeError('BUS_UNAVAILABLE', `Redis failed the ${what} of "${topic}": ${(error as Error).message}`, { cause: error })
-    } finally {
-      clearTimeout(timer)
-      if (abort) this.waiting.delete(abort)
-      cancelWait?.()
-      // The attempt may still settle after the deadline; its outcome is already reported.
-      attempt.catch(() => {})
-    }
-  }
-
   /** Brings the channel's Redis subscription in line with whether the topic has listeners. */
   private reconcile(topic: string, state: TopicSubscription): Promise<void> {
     const run = async () => {
@@ -381,7 +301,7 @@ export class RedisBus implements Bus {
         if (this.sub.status === 'ready') await this.sub.unsubscribe(this.channel(topic)).catch(() => {})
         return
       }
-      await this.withDeadline('subscription', topic, this.sub, () => this.sub.subscribe(this.channel(topic)))
+      await this.deadlines.run(`subscription to "${topic}"`, this.sub, () => this.sub.subscribe(this.channel(topic)))
       state.subscribed = true
       if (!state.last && !state.base) {
         state.base = await this.readHistory(topic).then(
@@ -457,7 +377,11 @@ export class RedisBus implements Bus {
       return
     }
     const from = state.last ?? state.base
-    if (!from) return
+    if (!from) {
+      // Where the listeners were is unknown (Redis was down when they joined): they must resync.
+      this.reportGap(topic)
+      return
+    }
     const result = await this.readHistory(topic, from).catch(() => undefined)
     if (result?.recovered) for (const message of result.messages) this.deliver(state, message)
     else this.reportGap(topic)
@@ -483,18 +407,4 @@ export class RedisBus implements Bus {
 type RedisWithScripts = Redis & {
   realtimeBusPublish(...args: string[]): Promise<unknown>
   realtimeBusHistory(...args: string[]): Promise<unknown>
-}
-
-function fieldValue(fields: string[], name: string): string {
-  for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1] as string
-  return ''
-}
-
-async function quit(connection: Redis): Promise<void> {
-  if (connection.status === 'end') return
-  if (connection.status !== 'ready') {
-    connection.disconnect()
-    return
-  }
-  await connection.quit().catch(() => connection.disconnect())
 }
