@@ -14,7 +14,12 @@ const bin = (name: string) => join(repoRoot, 'node_modules', '.bin', name)
 let project: string
 
 function run(cmd: string, args: string[], cwd: string): string {
-  return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000 })
+  try {
+    return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000 })
+  } catch (error) {
+    const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string }
+    throw new Error(`${cmd} ${args.join(' ')} failed:\n${stdout}\n${stderr}`)
+  }
 }
 
 // Packs the package as npm would publish it and installs the tarball into a fresh project.
