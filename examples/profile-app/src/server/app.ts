@@ -43,6 +43,7 @@ async function createBus(config: AppConfig): Promise<Bus | undefined> {
 export async function buildApp(config: AppConfig, options: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: config.logger,
+    disableRequestLogging: !config.logRequests,
     bodyLimit: 256 * 1024,
     // Unknown fields must be refused (not silently dropped) and types not coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },

@@ -28,6 +28,8 @@ export interface AppConfig {
   /** The built web app; not served when the folder does not exist. */
   webRoot: string
   logger: FastifyServerOptions['logger']
+  /** One log line per HTTP request (off in the demo, where the write log lines tell the story). */
+  logRequests: boolean
 }
 
 /** Error for an environment the app cannot start with. */
@@ -81,5 +83,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { demo?: boolean } =
     cacheTtlMs: 30_000,
     webRoot: env.WEB_ROOT || join(appRoot, 'dist', 'web'),
     logger: { level: env.LOG_LEVEL || 'info' },
+    logRequests: env.LOG_REQUESTS ? env.LOG_REQUESTS === '1' : !demo,
   }
 }

@@ -50,6 +50,7 @@ export function testConfig(storage: StorageConfig, overrides: Partial<AppConfig>
     cacheTtlMs: 60_000,
     webRoot: join(tmpdir(), 'profile-app-no-web'),
     logger: false,
+    logRequests: false,
     ...overrides,
   }
 }
