@@ -161,31 +161,33 @@ describe('admin dashboard', () => {
   it('shows admins every profile change live, in the feed and the users list', async () => {
     const context = await browser.newContext()
     try {
+      await api('POST', '/api/auth/dev', null, { userId: '80', tgUsername: 'Kim' })
+      await api('POST', '/api/auth/dev', null, { userId: '81', tgUsername: 'Lev' })
       const dashboard = await openProfile(context, server.url, '1', 'Admin')
       await dashboard.goto(`${server.url}/admin`)
       await waitLive(dashboard)
-      await dashboard.locator('[data-testid=users] tr[data-user-id="10"]').waitFor()
+      await dashboard.locator('[data-testid=users] tr[data-user-id="80"]').waitFor()
       const token = await adminToken()
-      expect((await api('PUT', '/api/users/10', token, { tgUsername: 'Dana by admin' })).status).toBe(200)
-      await dashboard.locator('[data-testid=feed] li[data-user-id="10"]').waitFor({ timeout: 2000 })
+      expect((await api('PUT', '/api/users/80', token, { tgUsername: 'Kim by admin' })).status).toBe(200)
+      await dashboard.locator('[data-testid=feed] li[data-user-id="80"]').waitFor({ timeout: 2000 })
       await expect
-        .poll(() => dashboard.locator('[data-testid=users] tr[data-user-id="10"] [data-testid=user-name]').textContent())
-        .toBe('Dana by admin')
+        .poll(() => dashboard.locator('[data-testid=users] tr[data-user-id="80"] [data-testid=user-name]').textContent())
+        .toBe('Kim by admin')
 
       // Batch edit: one bad row saves nothing and says which row; fixed, both rows save at once.
       await dashboard.getByTestId('batch-edit').click()
-      await dashboard.getByLabel('name of 10').fill('Dana batch')
-      await dashboard.getByLabel('photo of 20').fill('javascript:alert(1)')
+      await dashboard.getByLabel('name of 80').fill('Kim batch')
+      await dashboard.getByLabel('photo of 81').fill('javascript:alert(1)')
       await dashboard.getByTestId('batch-save').click()
       await expect.poll(() => dashboard.getByTestId('batch-message').textContent()).toContain('Nothing saved')
-      expect((await api('GET', '/api/users/10', token)).body.tgUsername).toBe('Dana by admin')
-      await dashboard.getByLabel('photo of 20').fill('https://example.com/eve.png')
+      expect((await api('GET', '/api/users/80', token)).body.tgUsername).toBe('Kim by admin')
+      await dashboard.getByLabel('photo of 81').fill('https://example.com/eve.png')
       await dashboard.getByTestId('batch-save').click()
       await expect.poll(() => dashboard.getByTestId('batch-message').textContent()).toContain('Saved 2')
       await expect
-        .poll(() => dashboard.locator('[data-testid=users] tr[data-user-id="10"] [data-testid=user-name]').textContent())
-        .toBe('Dana batch')
-      expect((await api('GET', '/api/users/20', token)).body.photoUrl).toBe('https://example.com/eve.png')
+        .poll(() => dashboard.locator('[data-testid=users] tr[data-user-id="80"] [data-testid=user-name]').textContent())
+        .toBe('Kim batch')
+      expect((await api('GET', '/api/users/81', token)).body.photoUrl).toBe('https://example.com/eve.png')
       await screenshot(dashboard, 'admin-dashboard')
     } finally {
       await context.close()
@@ -196,16 +198,24 @@ describe('admin dashboard', () => {
     const context = await browser.newContext()
     try {
       const page = await openProfile(context, server.url, '50', 'Grace')
+      const frames: string[] = []
+      page.on('websocket', (socket) => socket.on('framereceived', ({ payload }) => frames.push(String(payload))))
       await page.goto(`${server.url}/admin`)
       await waitLive(page)
       await expect.poll(() => page.getByTestId('forbidden').textContent()).toContain('FORBIDDEN')
+      // The refusal came from the realtime server, on the wire, for the `profile` topic.
+      await expect
+        .poll(() => frames.map((f) => JSON.parse(f)).find((f) => f.type === 'error' && f.topic === 'profile'))
+        .toMatchObject({ code: 'FORBIDDEN' })
 
       const token = await adminToken()
-      expect((await api('PUT', '/api/users/20', token, { tgUsername: 'Eve changed while Grace watches' })).status).toBe(200)
+      await api('POST', '/api/auth/dev', null, { userId: '60', tgUsername: 'Ivan' })
+      expect((await api('PUT', '/api/users/60', token, { tgUsername: 'Ivan changed while Grace watches' })).status).toBe(200)
       // Long enough for a patch to have arrived had it been sent (they take milliseconds).
       await page.waitForTimeout(1000)
       expect(await page.locator('[data-testid=feed] li').count()).toBe(0)
-      expect(await page.content()).not.toContain('Eve changed while Grace watches')
+      expect(await page.content()).not.toContain('Ivan changed while Grace watches')
+      expect(frames.some((f) => f.includes('Ivan changed while Grace watches'))).toBe(false)
       await screenshot(page, '5-non-admin-forbidden')
     } finally {
       await context.close()
