@@ -12,6 +12,10 @@ export const CloseCode = {
   Normal: 1000,
   /** The server is shutting down; reconnect (to another instance) and recover. */
   GoingAway: 1001,
+  /** A frame that breaks WebSocket framing (closed by the WebSocket layer). */
+  ProtocolError: 1002,
+  /** A text frame that is not valid UTF-8 (closed by the WebSocket layer). */
+  InvalidFramePayload: 1007,
   /** The Origin header is not allowed. */
   PolicyViolation: 1008,
   /** A frame larger than the server's limit. */
@@ -52,6 +56,8 @@ export type FrameId = number | string
 
 export interface HelloFrame {
   type: 'hello'
+  /** Echoed in an `error` about this hello (the `welcome` reply needs no id). */
+  id?: FrameId
   v: number
   auth?: unknown
 }
@@ -213,6 +219,7 @@ export function parseClientFrame(text: string): ParseResult<ClientFrame> {
         return fail(ErrorCode.UNSUPPORTED_VERSION, `protocol version ${PROTOCOL_VERSION} only`, id)
       }
       const frame: HelloFrame = { type: 'hello', v: PROTOCOL_VERSION }
+      if (id !== undefined) frame.id = id
       if (value.auth !== undefined) frame.auth = value.auth
       return { ok: true, frame }
     }

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { WebSocket } from 'ws'
-import { compareOffsets, type Bus } from '../bus/types.js'
+import { compareOffsets, type Bus, type BusMessage } from '../bus/types.js'
 import {
   CloseCode,
   ErrorCode,
@@ -35,8 +35,27 @@ export interface ConnectionContext {
 const SEND_OPTIONS = { binary: false, compress: false } as const
 /** How long a closing socket may take to flush its close frame before it is destroyed. */
 const CLOSE_GRACE_MS = 1000
-/** Frames held while `hello` is being authenticated. */
+/** Frames (and their bytes) held while `hello` is being authenticated. */
 const MAX_QUEUED_FRAMES = 256
+const MAX_QUEUED_BYTES = 1024 * 1024
+/** How long a history replay waits for a peer that stopped reading before closing it 4008. */
+const REPLAY_DRAIN_TIMEOUT_MS = 10_000
+
+/** The close code `ws` sends for each error of a peer's frames. */
+const WS_ERROR_CLOSE_CODES: Record<string, number> = {
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.MessageTooBig,
+  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: CloseCode.MessageTooBig,
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: CloseCode.PolicyViolation,
+  WS_ERR_INVALID_UTF8: CloseCode.InvalidFramePayload,
+  WS_ERR_INVALID_OPCODE: CloseCode.ProtocolError,
+  WS_ERR_INVALID_CLOSE_CODE: CloseCode.ProtocolError,
+  WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH: CloseCode.ProtocolError,
+  WS_ERR_EXPECTED_FIN: CloseCode.ProtocolError,
+  WS_ERR_EXPECTED_MASK: CloseCode.ProtocolError,
+  WS_ERR_UNEXPECTED_MASK: CloseCode.ProtocolError,
+  WS_ERR_UNEXPECTED_RSV_1: CloseCode.ProtocolError,
+  WS_ERR_UNEXPECTED_RSV_2_3: CloseCode.ProtocolError,
+}
 
 function isExpiring(value: unknown): value is ExpiringPrincipal {
   return (
@@ -67,6 +86,7 @@ export class Connection {
   private authenticated: boolean
   private helloPending = false
   private readonly queuedFrames: string[] = []
+  private queuedBytes = 0
   private readonly subscriptions = new Map<string, ConnectionSubscription>()
   private readonly frames: TokenBucket
   private readonly badFrames: TokenBucket
@@ -99,9 +119,7 @@ export class Connection {
     })
     socket.on('close', (code) => this.onClose(code))
     // Without an 'error' listener a socket error would crash the process.
-    socket.on('error', (error) => {
-      this.ctx.logger.debug?.({ err: error, connectionId: this.id }, 'realtime: socket error')
-    })
+    socket.on('error', (error) => this.onSocketError(error))
   }
 
   get subscriptionCount(): number {
@@ -113,8 +131,7 @@ export class Connection {
     const socket = this.socket
     if (this.closed || socket.readyState !== 1) return
     if (socket.bufferedAmount > this.ctx.limits.maxBufferedBytes) {
-      count(this.ctx.stats.drops, 'slow_consumer')
-      this.close(CloseCode.SlowConsumer, 'slow consumer')
+      this.slow()
       return
     }
     socket.send(frame, SEND_OPTIONS)
@@ -142,6 +159,41 @@ export class Connection {
     this.closeTimer.unref?.()
   }
 
+  /**
+   * Closes a peer that cannot keep up: its send buffer passed `maxBufferedBytes`, or a catch-up
+   * (history replay) fell too far behind the live messages held for it.
+   */
+  slow(): void {
+    if (this.closed) return
+    count(this.ctx.stats.drops, 'slow_consumer')
+    this.close(CloseCode.SlowConsumer, 'slow consumer')
+  }
+
+  /**
+   * Waits, when the send buffer is over half of `maxBufferedBytes`, until the peer has read it
+   * down. False when the connection closed meanwhile, or was closed 4008 for not reading within
+   * `REPLAY_DRAIN_TIMEOUT_MS`. Costs nothing (no timer, no promise tick) when the buffer is low.
+   */
+  private paced(): boolean | Promise<boolean> {
+    if (this.closed) return false
+    const highWater = this.ctx.limits.maxBufferedBytes / 2
+    if (this.socket.bufferedAmount <= highWater) return true
+    return (async () => {
+      const deadline = Date.now() + REPLAY_DRAIN_TIMEOUT_MS
+      let delay = 1
+      while (this.socket.bufferedAmount > highWater) {
+        if (this.closed) return false
+        if (Date.now() > deadline) {
+          this.slow()
+          return false
+        }
+        await new Promise((resolve) => setTimeout(resolve, delay))
+        delay = Math.min(delay * 2, 50)
+      }
+      return !this.closed
+    })()
+  }
+
   /** Called by the heartbeat: a peer that has not answered since the last beat is closed 4009. */
   heartbeat(): void {
     if (this.closed) return
@@ -162,6 +214,7 @@ export class Connection {
     const subscription = this.subscriptions.get(topic)
     if (!subscription) return false
     this.drop(subscription)
+    count(this.ctx.stats.drops, 'revoked')
     this.send({ type: 'unsubscribed', topic, reason })
     return true
   }
@@ -198,11 +251,13 @@ export class Connection {
     const text = data.toString('utf8')
     // Frames after a pending hello wait for it, so a client may pipeline hello and subscribes.
     if (this.helloPending) {
-      if (this.queuedFrames.length >= MAX_QUEUED_FRAMES) {
+      if (this.queuedFrames.length >= MAX_QUEUED_FRAMES || this.queuedBytes + data.length > MAX_QUEUED_BYTES) {
+        count(this.ctx.stats.drops, 'queue_full')
         this.reject({ code: ErrorCode.RATE_LIMITED, message: 'too many frames before "welcome"' })
         return
       }
       this.queuedFrames.push(text)
+      this.queuedBytes += data.length
       return
     }
     this.handle(text)
@@ -266,7 +321,7 @@ export class Connection {
       return
     }
     if (this.authenticated) {
-      this.reject({ code: ErrorCode.BAD_REQUEST, message: '"hello" was already accepted; use "auth" to renew credentials' })
+      this.reject({ code: ErrorCode.BAD_REQUEST, message: '"hello" was already accepted; use "auth" to renew credentials', id: frame.id })
       return
     }
     this.helloPending = true
@@ -277,6 +332,7 @@ export class Connection {
     } catch (error) {
       this.helloPending = false
       this.queuedFrames.length = 0
+      this.queuedBytes = 0
       count(this.ctx.stats.refused, 'unauthorized')
       this.ctx.logger.info({ connectionId: this.id, reason: errorMessage(error) }, 'realtime: authentication refused')
       this.close(CloseCode.Unauthorized, 'unauthorized')
@@ -290,6 +346,7 @@ export class Connection {
     const welcome: ServerFrame = { type: 'welcome', v: PROTOCOL_VERSION, connectionId: this.id, heartbeatMs: this.ctx.heartbeatMs }
     if (expiresAt !== undefined) welcome.expiresAt = expiresAt
     this.send(welcome)
+    this.queuedBytes = 0
     for (const queued of this.queuedFrames.splice(0)) {
       if (this.closed || this.helloPending) break
       this.handle(queued)
@@ -400,19 +457,27 @@ export class Connection {
       const { position, recovered } = history
       this.send({ type: 'subscribed', ...(id === undefined ? {} : { id }), topic, epoch: position.epoch, offset: position.offset, recovered })
       let last = recovered && frame.since ? frame.since.offset : position.offset
+      // History can be far larger than the send buffer limit (a client back from a long outage):
+      // it is sent at the pace the peer reads, while live messages wait in `pending`.
       for (const message of history.messages) {
+        const ready = this.paced()
+        if ((ready !== true && !(await ready)) || !subscription.active) return
         this.sendFrame(ctx.topics.frameText(topic, message))
+        ctx.stats.delivered++
         last = message.offset
       }
+      // `pending` may grow while this loop waits for the peer; it is read to its end.
       const pending = subscription.pending ?? []
-      subscription.pending = null
-      for (const message of pending) {
+      for (let i = 0; i < pending.length; i++) {
+        const message = pending[i] as BusMessage
         if (message.epoch === position.epoch && compareOffsets(message.offset, last) <= 0) continue
+        const ready = this.paced()
+        if ((ready !== true && !(await ready)) || !subscription.active) return
         this.sendFrame(ctx.topics.frameText(topic, message))
+        ctx.stats.delivered++
         last = message.offset
       }
-      const sent = history.messages.length + pending.length
-      if (sent > 0) ctx.stats.delivered += sent
+      subscription.pending = null
     } catch (error) {
       if (!subscription.active) return
       this.drop(subscription)
@@ -444,8 +509,22 @@ export class Connection {
     }
     this.subscriptions.clear()
     this.queuedFrames.length = 0
+    this.queuedBytes = 0
     clearTimeout(this.expiryTimer)
     clearTimeout(this.handshakeTimer)
+  }
+
+  /**
+   * `ws` closes a connection itself on a frame it cannot accept (too large: 1009, not UTF-8: 1007,
+   * broken framing: 1002) and then reports the close as 1006: count it under the code it sent.
+   */
+  private onSocketError(error: Error & { code?: string }): void {
+    this.ctx.logger.debug?.({ err: error, connectionId: this.id }, 'realtime: socket error')
+    const code = error.code === undefined ? undefined : WS_ERROR_CLOSE_CODES[error.code]
+    if (code === undefined || this.closed) return
+    this.closed = true
+    count(this.ctx.stats.closes, code)
+    this.detach()
   }
 
   private onClose(code: number): void {

@@ -6,7 +6,15 @@ import type { Logger } from './types.js'
 export interface PatchSink {
   /** Sends one text frame; the same buffer is handed to every subscriber of a message. */
   sendFrame(frame: Buffer | string): void
+  /** Called when a subscription's catch-up falls too far behind: the peer is closed 4008. */
+  slow(): void
 }
+
+/**
+ * Live messages held for one subscription while its history is replayed. A peer that reads its
+ * replay so slowly that more pile up is a slow consumer: it is closed (4008) rather than queued for.
+ */
+export const MAX_PENDING_MESSAGES = 10_000
 
 /** One connection's subscription to one topic. */
 export interface Subscription {
@@ -64,7 +72,7 @@ class LocalTopic {
     let sent = 0
     for (const subscription of this.subscribers) {
       if (subscription.pending) {
-        subscription.pending.push(message)
+        if (subscription.pending.push(message) > MAX_PENDING_MESSAGES) subscription.sink.slow()
         continue
       }
       frame ??= Buffer.from(patchFrameText(this.topicJson, message))
