@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Bus, BusMessage } from '../src/bus/types.js'
 import { REDIS_BUS_CONNECTION_OPTIONS, RedisBus } from '../src/redis/index.js'
 import { busContractSuite } from './bus-contract.js'
-import { REDIS_URL, deleteKeys, requireSharedRedis, uniquePrefix, waitFor } from './utils/redis.js'
+import { REDIS_URL, deleteKeys, requireSharedRedis, uniquePrefix, waitUntil } from './utils/redis.js'
 
 beforeAll(requireSharedRedis)
 
@@ -49,7 +49,7 @@ describe('RedisBus', () => {
         await bus.subscribe('across:1', (m) => got.get(name)!.push(m))
       }
       const positions = [await a.publish('across:1', '"from a"'), await b.publish('across:1', '"from b"'), await c.publish('across:1', '"from c"')]
-      await waitFor('3 messages on every instance', () => [...got.values()].every((list) => list.length === 3))
+      await waitUntil('3 messages on every instance', () => [...got.values()].every((list) => list.length === 3))
       for (const list of got.values()) {
         expect(list.map((m) => m.data)).toEqual(['"from a"', '"from b"', '"from c"'])
         expect(list.map((m) => m.offset)).toEqual(positions.map((p) => p.offset))
@@ -70,12 +70,12 @@ describe('RedisBus', () => {
       const got: string[] = []
       await bus.subscribe('supplied', (m) => got.push(m.data))
       await bus.publish('supplied', '1')
-      await waitFor('the message', () => got.length === 1)
+      await waitUntil('the message', () => got.length === 1)
       await bus.close()
       expect(pub.status).toBe('ready')
       expect(await pub.ping()).toBe('PONG')
       // The bus took its channels back from the shared subscriber connection.
-      await waitFor('no channel left', async () => (await pub.pubsub('NUMSUB', `${testPrefix}c:supplied`))[1] === 0)
+      await waitUntil('no channel left', async () => (await pub.pubsub('NUMSUB', `${testPrefix}c:supplied`))[1] === 0)
     })
 
     it('refuses one connection for both roles', () => {
@@ -90,7 +90,7 @@ describe('RedisBus', () => {
       const bus = redisBus()
       const statuses: string[] = []
       bus.onStatus((s) => statuses.push(s))
-      await waitFor('healthy', () => bus.healthy)
+      await waitUntil('healthy', () => bus.healthy)
       expect(statuses).toEqual(['up'])
     })
   })

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { RealtimeClient } from '../src/client/index.js'
-import { REDIS_URL, deleteKeys, requireSharedRedis, uniquePrefix, waitFor } from './utils/redis.js'
+import { REDIS_URL, deleteKeys, requireSharedRedis, uniquePrefix, waitUntil } from './utils/redis.js'
 import { startInstance, type Instance } from './utils/instances.js'
 import { connectClient } from './utils/server.js'
 
@@ -44,7 +44,7 @@ describe('three server instances in separate processes sharing one Redis', () =>
       clients.push(r.client)
       r.client.subscribe(topic)
     }
-    await waitFor(`every client subscribed to ${topic}`, () => recorders.every((r) => r.client.subscriptionState(topic) === 'subscribed'))
+    await waitUntil(`every client subscribed to ${topic}`, () => recorders.every((r) => r.client.subscriptionState(topic) === 'subscribed'))
   }
 
   it('delivers a patch published on any instance to every subscriber on every instance, exactly once', async () => {
@@ -55,7 +55,7 @@ describe('three server instances in separate processes sharing one Redis', () =>
       const result = await instance.publish('fanout', i + 1, i + 1)
       expect(result.failed).toEqual([])
     }
-    await waitFor('3 patches everywhere', () => recorders.every((r) => r.of('fanout').length >= 3))
+    await waitUntil('3 patches everywhere', () => recorders.every((r) => r.of('fanout').length >= 3))
     await new Promise((resolve) => setTimeout(resolve, 100))
     for (const r of recorders) expect(r.of('fanout')).toEqual([1, 2, 3])
   })
@@ -95,7 +95,7 @@ describe('three server instances in separate processes sharing one Redis', () =>
     const result = await c.publish('stream', 1, total)
     expect(result).toEqual({ id: expect.any(Number), published: total, failed: [] })
     const everyone = [mover, ...stayers, ...bouncers]
-    await waitFor('every client to get all messages', () => everyone.every((r) => r.of('stream').length >= total), 20_000)
+    await waitUntil('every client to get all messages', () => everyone.every((r) => r.of('stream').length >= total), 20_000)
     const elapsed = Date.now() - started
     expect(moved).toBe(true)
     // The mover has a new connection (its URL now leads to B), and its re-subscription recovered.

@@ -5,7 +5,7 @@ import { isRealtimeError } from '../src/errors.js'
 import type { BusMessage } from '../src/bus/types.js'
 import { REDIS_BUS_CONNECTION_OPTIONS, RedisBus } from '../src/redis/index.js'
 import { startInstance, type Instance } from './utils/instances.js'
-import { OwnRedisServer, freePort, sleep, uniquePrefix, waitFor } from './utils/redis.js'
+import { OwnRedisServer, freePort, sleep, uniquePrefix, waitUntil } from './utils/redis.js'
 import { connectClient, startServer, type TestServer } from './utils/server.js'
 
 type Topics = Record<string, { n: number }>
@@ -46,7 +46,7 @@ describe('Redis faults', () => {
     const bus = new RedisBus({ url: redis.url, prefix: uniquePrefix('faults'), publishTimeoutMs: 500 })
     const started = await startServer<Topics>({ bus })
     servers.push(started)
-    await waitFor('the bus to be up', () => bus.healthy)
+    await waitUntil('the bus to be up', () => bus.healthy)
     return started
   }
 
@@ -56,7 +56,7 @@ describe('Redis faults', () => {
       clients.push(r.client)
       r.client.subscribe(topic)
     }
-    await waitFor('clients subscribed', () => recorders.every((r) => r.client.subscriptionState(topic) === 'subscribed'))
+    await waitUntil('clients subscribed', () => recorders.every((r) => r.client.subscriptionState(topic) === 'subscribed'))
     return recorders
   }
 
@@ -84,7 +84,7 @@ describe('Redis faults', () => {
       const sub = new Redis(redis.url, { ...REDIS_BUS_CONNECTION_OPTIONS, autoResubscribe: false, retryStrategy: () => 300 })
       const pub = new Redis(redis.url, REDIS_BUS_CONNECTION_OPTIONS)
       const bus = new RedisBus({ redis: { pub, sub }, prefix, history: { size } })
-      await waitFor('bus up', () => bus.healthy)
+      await waitUntil('bus up', () => bus.healthy)
       return {
         bus,
         async close() {
@@ -105,11 +105,11 @@ describe('Redis faults', () => {
         bus.onGap((topic) => gaps.push(topic))
         await bus.subscribe('fill', (m) => got.push(m))
         for (let n = 1; n <= 5; n++) await publisher.publish('fill', String(n))
-        await waitFor('5 messages', () => got.length === 5)
+        await waitUntil('5 messages', () => got.length === 5)
         await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub')
-        await waitFor('bus down', () => !bus.healthy)
+        await waitUntil('bus down', () => !bus.healthy)
         for (let n = 6; n <= 30; n++) await publisher.publish('fill', String(n))
-        await waitFor('30 messages', () => got.length >= 30)
+        await waitUntil('30 messages', () => got.length >= 30)
         await sleep(50)
         expect(got.map((m) => Number(m.data))).toEqual(range(1, 30))
         expect(gaps).toEqual([])
@@ -131,14 +131,14 @@ describe('Redis faults', () => {
         bus.onGap((topic) => gaps.push(topic))
         await bus.subscribe('gap', (m) => got.push(Number(m.data)))
         await publisher.publish('gap', '1')
-        await waitFor('message 1', () => got.length === 1)
+        await waitUntil('message 1', () => got.length === 1)
         await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub')
         // Past the approximate trimming granularity (100 entries per stream node).
         for (let n = 2; n <= 400; n++) await publisher.publish('gap', String(n))
-        await waitFor('the gap report', () => gaps.length === 1)
+        await waitUntil('the gap report', () => gaps.length === 1)
         expect(gaps).toEqual(['gap'])
         await publisher.publish('gap', '401')
-        await waitFor('message 401', () => got.includes(401))
+        await waitUntil('message 401', () => got.includes(401))
         expect(got[0]).toBe(1)
       } finally {
         await publisher.close()
@@ -154,13 +154,13 @@ describe('Redis faults', () => {
       const buses = [0, 1].map(() => new RedisBus({ url: redis.url, prefix, publishTimeoutMs: 500 }))
       const [a, b] = await Promise.all(buses.map((bus) => startServer<Topics>({ bus })))
       servers.push(a!, b!)
-      await waitFor('buses up', () => buses.every((bus) => bus.healthy))
+      await waitUntil('buses up', () => buses.every((bus) => bus.healthy))
       const recorders = await subscribedClients([a!.url, b!.url], 'restart')
       for (let n = 1; n <= 50; n++) await a!.realtime.publishTopic('restart', { n })
-      await waitFor('50 patches', () => recorders.every((r) => r.numbers.length === 50))
+      await waitUntil('50 patches', () => recorders.every((r) => r.numbers.length === 50))
 
       await redis.stop('SIGKILL')
-      await waitFor('buses down', () => buses.every((bus) => !bus.healthy))
+      await waitUntil('buses down', () => buses.every((bus) => !bus.healthy))
       const started = Date.now()
       const outcomes = await Promise.allSettled(range(51, 60).map((n) => a!.realtime.publishTopic('restart', { n })))
       const waited = Date.now() - started
@@ -174,11 +174,11 @@ describe('Redis faults', () => {
       expect(a!.realtime.stats()).toMatchObject({ busStatus: 'down' })
 
       await redis.start()
-      await waitFor('buses up again', () => buses.every((bus) => bus.healthy), 15_000)
+      await waitUntil('buses up again', () => buses.every((bus) => bus.healthy), 15_000)
       // The history died with Redis: every subscriber is told to refetch.
-      await waitFor('every client to resync', () => recorders.every((r) => r.resyncs.length === 1))
+      await waitUntil('every client to resync', () => recorders.every((r) => r.resyncs.length === 1))
       for (let n = 61; n <= 80; n++) await b!.realtime.publishTopic('restart', { n })
-      await waitFor('delivery to resume', () => recorders.every((r) => r.numbers.length === 70))
+      await waitUntil('delivery to resume', () => recorders.every((r) => r.numbers.length === 70))
       for (const r of recorders) {
         expect(r.numbers).toEqual([...range(1, 50), ...range(61, 80)])
         expect(r.resyncs).toEqual(['restart'])
@@ -193,22 +193,22 @@ describe('Redis faults', () => {
       const s = await server()
       const [stays, returns] = await subscribedClients([s.url, s.url], 'flushed')
       for (let n = 1; n <= 10; n++) await s.realtime.publishTopic('flushed', { n })
-      await waitFor('10 patches', () => stays!.numbers.length === 10 && returns!.numbers.length === 10)
+      await waitUntil('10 patches', () => stays!.numbers.length === 10 && returns!.numbers.length === 10)
       const before = returns!.client.position('flushed')!
 
       await redis.command('FLUSHALL')
       const after = await s.realtime.publishTopic('flushed', { n: 11 })
       expect(after.epoch).not.toBe(before.epoch)
-      await waitFor('patch 11', () => stays!.numbers.length === 11 && returns!.numbers.length === 11)
+      await waitUntil('patch 11', () => stays!.numbers.length === 11 && returns!.numbers.length === 11)
 
       // Offline across a flush and new messages: nothing before the flush can be recovered.
       returns!.client.reconnect()
       await redis.command('FLUSHALL')
       await s.realtime.publishTopic('flushed', { n: 12 })
-      await waitFor('resync', () => returns!.resyncs.length === 1, 10_000)
+      await waitUntil('resync', () => returns!.resyncs.length === 1, 10_000)
       expect(returns!.resyncs).toEqual(['flushed'])
       await s.realtime.publishTopic('flushed', { n: 13 })
-      await waitFor('patch 13', () => returns!.numbers.includes(13) && stays!.numbers.includes(13))
+      await waitUntil('patch 13', () => returns!.numbers.includes(13) && stays!.numbers.includes(13))
       expect(stays!.numbers).toEqual(range(1, 13))
     })
   })
@@ -237,7 +237,7 @@ describe('Redis faults', () => {
       })
       const published = await c!.publish('killed', 1, total)
       expect(published.failed).toEqual([])
-      await waitFor('movers to get everything', () => [...movers, ...onB].every((r) => r.numbers.length >= total), 20_000)
+      await waitUntil('movers to get everything', () => [...movers, ...onB].every((r) => r.numbers.length >= total), 20_000)
       expect(killed).toBe(true)
       for (const r of [...movers, ...onB]) {
         expect(r.numbers).toEqual(range(1, total))

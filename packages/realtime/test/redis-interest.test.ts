@@ -2,7 +2,7 @@ import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { RealtimeClient } from '../src/client/index.js'
 import { RedisBus } from '../src/redis/index.js'
-import { REDIS_URL, deleteKeys, requireSharedRedis, uniquePrefix, waitFor } from './utils/redis.js'
+import { REDIS_URL, deleteKeys, requireSharedRedis, uniquePrefix, waitUntil } from './utils/redis.js'
 import { connectClient, startServer, type TestServer } from './utils/server.js'
 
 type Topics = Record<string, { n: number }>
@@ -24,7 +24,7 @@ describe('RedisBus interest following', () => {
     busB = new RedisBus({ url: REDIS_URL, prefix })
     a = await startServer<Topics>({ bus: busA })
     b = await startServer<Topics>({ bus: busB })
-    await waitFor('buses up', () => busA.healthy && busB.healthy)
+    await waitUntil('buses up', () => busA.healthy && busB.healthy)
   })
   afterEach(() => {
     for (const client of clients.splice(0)) client.close()
@@ -48,13 +48,13 @@ describe('RedisBus interest following', () => {
     one.on('patch', (m) => got.push(m.payload.n))
     one.subscribe('watched')
     two.subscribe('watched')
-    await waitFor('both subscribed', () => one.subscriptionState('watched') === 'subscribed' && two.subscriptionState('watched') === 'subscribed')
+    await waitUntil('both subscribed', () => one.subscriptionState('watched') === 'subscribed' && two.subscriptionState('watched') === 'subscribed')
     expect(await subscribers(channel)).toBe(1)
     expect(busA.subscribedTopics).toEqual(['watched'])
 
     // B publishes but has no local interest: none of the traffic comes back to B.
     for (let n = 1; n <= 50; n++) await b.realtime.publishTopic('watched', { n })
-    await waitFor('A delivers 50', () => got.length === 50)
+    await waitUntil('A delivers 50', () => got.length === 50)
     expect(busB.subscribedTopics).toEqual([])
     expect(busB.messagesReceived).toBe(0)
     expect(busB.messagesPublished).toBe(50)
@@ -66,16 +66,16 @@ describe('RedisBus interest following', () => {
     await stop.ready
     expect(await subscribers(channel)).toBe(2)
     await a.realtime.publishTopic('watched', { n: 51 })
-    await waitFor('B hears 51', () => heard.length === 1)
+    await waitUntil('B hears 51', () => heard.length === 1)
     await stop()
-    await waitFor('B unsubscribed', async () => (await subscribers(channel)) === 1)
+    await waitUntil('B unsubscribed', async () => (await subscribers(channel)) === 1)
 
     // One client leaving keeps A subscribed for the other; the last one leaving unsubscribes A.
     two.unsubscribe('watched')
     await new Promise((resolve) => setTimeout(resolve, 100))
     expect(await subscribers(channel)).toBe(1)
     one.unsubscribe('watched')
-    await waitFor('A unsubscribed', async () => (await subscribers(channel)) === 0)
+    await waitUntil('A unsubscribed', async () => (await subscribers(channel)) === 0)
     expect(busA.subscribedTopics).toEqual([])
   })
 

@@ -20,7 +20,7 @@ export async function requireSharedRedis(): Promise<void> {
     await probe.ping()
   } catch (error) {
     throw new Error(
-      `Redis tests need a Redis at ${REDIS_URL} (set REDIS_URL to use another), and none answered: ${(error as Error).message}.\n` +
+      `Redis tests need a Redis at ${REDIS_URL} (set REDIS_URL to use another), and none answered (${(error as Error).message}).\n` +
         `Start one with: ${HOW_TO_START}`,
     )
   } finally {
@@ -158,7 +158,7 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `check` until it returns true, or fails after `timeoutMs` with `what` in the message. */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
