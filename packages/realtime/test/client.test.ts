@@ -186,3 +186,16 @@ describe('createRealtimeClient', () => {
     })
   })
 })
+
+describe('a closed client', () => {
+  it('ignores subscribe with a CLOSED error event instead of throwing', async () => {
+    server = await startServer()
+    const c = client(server.url)
+    const errors: string[] = []
+    c.on('error', (e) => errors.push(e.code))
+    c.close()
+    expect(() => c.subscribe('t')).not.toThrow()
+    expect(errors).toEqual(['CLOSED'])
+    expect(c.topics()).toEqual([])
+  })
+})

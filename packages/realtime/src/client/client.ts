@@ -323,7 +323,12 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
 
   const client: RealtimeClient<T> = {
     subscribe(topic) {
-      if (closed) throw new RealtimeError('CLOSED', 'the realtime client is closed')
+      if (closed) {
+        // Not a throw: a React effect re-run against a closed client (StrictMode, a stale
+        // provider) must not crash the tree. The app still hears of it.
+        emitError('CLOSED', `subscribe("${topic}") on a closed client: ignored`, topic)
+        return
+      }
       if (!isValidTopic(topic)) throw new RealtimeError('INVALID_TOPIC', `invalid topic ${JSON.stringify(String(topic).slice(0, 50))}`)
       let sub = subscriptions.get(topic)
       if (!sub) {
