@@ -1,17 +1,6 @@
 import pg from 'pg'
 import type { User } from '../../shared/topics.js'
-import { nextUpdatedAt, UserNotFoundError, type UserChanges, type UserRepository, type UserUpdate } from './repository.js'
-
-interface Row {
-  user_id: string
-  tg_username: string
-  photo_url: string | null
-  updated_at: string
-}
-
-function toUser(row: Row): User {
-  return { userId: row.user_id, tgUsername: row.tg_username, photoUrl: row.photo_url, updatedAt: row.updated_at }
-}
+import { nextUpdatedAt, toUser, UserNotFoundError, type UserChanges, type UserRepository, type UserRow as Row, type UserUpdate } from './repository.js'
 
 /** Profiles in PostgreSQL, for instances on several machines. */
 export class PostgresUserRepository implements UserRepository {

@@ -45,3 +45,16 @@ export function nextUpdatedAt(previous: string | undefined, now = Date.now()): s
   const last = previous ? Date.parse(previous) : Number.NaN
   return new Date(Number.isFinite(last) && last >= now ? last + 1 : now).toISOString()
 }
+
+/** A `users` row as both databases return it (snake_case columns). */
+export interface UserRow {
+  user_id: string
+  tg_username: string
+  photo_url: string | null
+  updated_at: string
+}
+
+/** Maps a `users` row to the API's shape. */
+export function toUser(row: UserRow): User {
+  return { userId: row.user_id, tgUsername: row.tg_username, photoUrl: row.photo_url, updatedAt: row.updated_at }
+}

@@ -2,18 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import type { User } from '../../shared/topics.js'
-import { nextUpdatedAt, UserNotFoundError, type UserChanges, type UserRepository, type UserUpdate } from './repository.js'
-
-interface Row {
-  user_id: string
-  tg_username: string
-  photo_url: string | null
-  updated_at: string
-}
-
-function toUser(row: Row): User {
-  return { userId: row.user_id, tgUsername: row.tg_username, photoUrl: row.photo_url, updatedAt: row.updated_at }
-}
+import { nextUpdatedAt, toUser, UserNotFoundError, type UserChanges, type UserRepository, type UserRow as Row, type UserUpdate } from './repository.js'
 
 /** Profiles in one SQLite file; WAL mode lets several processes on one machine share it. */
 export class SqliteUserRepository implements UserRepository {
