@@ -27,7 +27,7 @@ export interface Limits {
   maxPayloadBytes?: number
   /** Subscriptions one connection may hold. Default 100; more get `TOO_MANY_SUBSCRIPTIONS`. */
   maxSubscriptions?: number
-  /** Sustained frames per second per connection (token bucket). Default 50; more get `RATE_LIMITED`. */
+  /** Sustained frames per second per connection (token bucket). Default 100; more get `RATE_LIMITED`. */
   framesPerSecond?: number
   /** Burst size of the frame token bucket. Default 2 × framesPerSecond. */
   frameBurst?: number
@@ -35,9 +35,9 @@ export interface Limits {
   maxBufferedBytes?: number
   /** Bad frames (errors) tolerated in a burst before closing 4000. Default 20 (refills 1/s). */
   maxBadFrames?: number
-  /** Open connections per remote address. Default 1000. */
+  /** Open connections per remote address. Default 1000; more are refused with HTTP 503. */
   maxConnectionsPerAddress?: number
-  /** Open connections in total. Default 100 000. */
+  /** Open connections in total. Default 100 000; more are refused with HTTP 503. */
   maxConnections?: number
   /** Time to send `hello` when the server requires it (has `authenticate`). Default 10 000 ms. */
   handshakeTimeoutMs?: number
