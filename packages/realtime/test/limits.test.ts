@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
+import type WebSocket from 'ws'
 import { DEFAULT_LIMITS } from '../src/server/index.js'
 import { MAX_PENDING_MESSAGES } from '../src/server/topics.js'
 import type { Position } from '../src/topics.js'
@@ -23,7 +24,7 @@ async function start(options: Parameters<typeof startServer>[0] = {}): Promise<T
   server = await startServer(options)
   return server
 }
-async function connect(options?: ConstructorParameters<typeof import('ws').WebSocket>[2]): Promise<RawClient> {
+async function connect(options?: WebSocket.ClientOptions): Promise<RawClient> {
   const client = await RawClient.connect(server!.url, options)
   clients.push(client)
   return client
