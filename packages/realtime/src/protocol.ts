@@ -141,8 +141,11 @@ export type ServerFrame =
 
 // ---- validation -------------------------------------------------------------------------------
 
-/** Topic names: 1-200 characters of `A-Z a-z 0-9 _ - : . @`. */
-export const TOPIC_PATTERN = /^[A-Za-z0-9_\-:.@]{1,200}$/
+/**
+ * Topic names: 1-200 characters of `A-Z a-z 0-9 _ - : . @`, optionally led by one `$`: by
+ * convention, `$` topics are an app's own system topics (such as the reference app's `$stats`).
+ */
+export const TOPIC_PATTERN = /^(?=.{1,200}$)\$?[A-Za-z0-9_\-:.@]+$/
 export const MAX_TOPIC_LENGTH = 200
 
 /** True when `topic` is a valid topic name. */

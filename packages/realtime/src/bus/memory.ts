@@ -77,7 +77,7 @@ export class InMemoryBus implements Bus {
     const state = this.state(topic)
     const offset = ++this.counter
     state.last = offset
-    const message: BusMessage = { topic, data, epoch: this.epoch, offset: String(offset) }
+    const message: BusMessage = { topic, data, epoch: this.epoch, offset: String(offset), publishedAt: performance.timeOrigin + performance.now() }
     if (this.size > 0) {
       const index = (state.head + state.count) % this.size
       if (state.count === this.size) {

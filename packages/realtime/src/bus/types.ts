@@ -7,6 +7,11 @@ export interface BusMessage {
   data: string
   epoch: string
   offset: string
+  /**
+   * When the message was published, in milliseconds since the Unix epoch (fractional where the bus
+   * knows better than a millisecond), for the publish-to-send latency. Absent on history entries.
+   */
+  publishedAt?: number
 }
 
 /** What `Bus.history` answers. */

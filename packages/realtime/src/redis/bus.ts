@@ -328,7 +328,11 @@ export class RedisBus implements Bus {
     const a = text.indexOf('\n')
     const b = text.indexOf('\n', a + 1)
     if (a < 0 || b < 0) return
-    const message: BusMessage = { topic, epoch: text.slice(0, a), offset: text.slice(a + 1, b), data: text.slice(b + 1) }
+    const offset = text.slice(a + 1, b)
+    // The stream id starts with Redis' clock at XADD, in ms: the publish time, to the millisecond.
+    const publishedAt = parseInt(offset, 10)
+    const message: BusMessage = { topic, epoch: text.slice(0, a), offset, data: text.slice(b + 1) }
+    if (publishedAt > 0) message.publishedAt = publishedAt
     if (state.held) state.held.push(message)
     else this.deliver(state, message)
   }

@@ -96,6 +96,8 @@ export class Connection {
   private closed = false
   /** Cleared by each heartbeat, set by every pong and frame. */
   alive = true
+  /** The close code counted for this connection (what the server sent, or what ended the socket). */
+  closeCode: number | undefined
 
   constructor(
     readonly socket: WebSocket,
@@ -148,7 +150,7 @@ export class Connection {
   close(code: number, reason: string): void {
     if (this.closed) return
     this.closed = true
-    count(this.ctx.stats.closes, code)
+    count(this.ctx.stats.closes, (this.closeCode = code))
     this.detach()
     try {
       this.socket.close(code, reason)
@@ -523,7 +525,7 @@ export class Connection {
     const code = error.code === undefined ? undefined : WS_ERROR_CLOSE_CODES[error.code]
     if (code === undefined || this.closed) return
     this.closed = true
-    count(this.ctx.stats.closes, code)
+    count(this.ctx.stats.closes, (this.closeCode = code))
     this.detach()
   }
 
@@ -531,7 +533,7 @@ export class Connection {
     clearTimeout(this.closeTimer)
     if (!this.closed) {
       this.closed = true
-      count(this.ctx.stats.closes, code)
+      count(this.ctx.stats.closes, (this.closeCode = code))
       this.detach()
     }
     this.ctx.onClosed(this)

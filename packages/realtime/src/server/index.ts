@@ -3,6 +3,16 @@
  */
 export { createRealtimeServer } from './server.js'
 export { DEFAULT_LIMITS } from './limits.js'
+export {
+  createPrometheusMetrics,
+  type PrometheusMetric,
+  type PrometheusMetrics,
+  type PrometheusMetricsOptions,
+  type PrometheusRegistry,
+  type PrometheusSample,
+  type StatsSource,
+} from './prometheus.js'
+export { LATENCY_BUCKETS_SECONDS, latencyQuantile, type LatencyStats } from './latency.js'
 export type {
   ExpiringPrincipal,
   Limits,
@@ -11,6 +21,7 @@ export type {
   RealtimeServer,
   RealtimeServerOptions,
   RealtimeStats,
+  TopicActivity,
   TopicListenerHandle,
 } from './types.js'
 export { InMemoryBus, type InMemoryBusOptions } from '../bus/memory.js'

@@ -21,6 +21,24 @@ import type {
 
 const silentLogger: Logger = { info() {}, warn() {}, error() {} }
 
+/** How many topics `stats().busiestTopics` lists. */
+const BUSIEST_TOPICS = 10
+
+/** Milliseconds since the Unix epoch, with sub-millisecond precision (as `BusMessage.publishedAt`). */
+function wallClockMs(): number {
+  return performance.timeOrigin + performance.now()
+}
+
+/**
+ * One line per publish. `$`-prefixed topics are the app's own telemetry (published every second
+ * or so): at debug level, so that they do not drown the publishes of the app's data.
+ */
+function logPublished(logger: Logger, topic: string, position: Position, subscribers: number): void {
+  const fields = { topic, offset: position.offset, epoch: position.epoch, subscribers }
+  if (topic.startsWith('$')) logger.debug?.(fields, 'realtime: published')
+  else logger.info(fields, 'realtime: published')
+}
+
 /** How long `close()` waits for clients to finish the closing handshake before destroying them. */
 const CLOSE_DRAIN_MS = 2000
 
@@ -41,14 +59,20 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
   const bus: Bus = options.bus ?? new InMemoryBus(options.history ? { history: options.history } : {})
   const allowedOrigins = options.allowedOrigins ? new Set(options.allowedOrigins) : undefined
   const stats = new StatsCounters()
-  const topics = new LocalTopics(bus, logger, (sent) => {
+  const topics = new LocalTopics(bus, logger, (sent, message) => {
     stats.delivered += sent
+    // Once per message, after its whole local fanout: never per subscriber.
+    if (message.publishedAt !== undefined) stats.publishToSend.observe((wallClockMs() - message.publishedAt) / 1000)
   })
   const connections = new Set<Connection>()
   const perAddress = new Map<string, number>()
   let busUp = bus.healthy !== false
+  // A bus that is still connecting when the server starts has not *re*connected when it comes up.
+  let busWasUp = busUp
   const stopBusStatus = bus.onStatus?.((status) => {
+    if (status === 'up' && !busUp && busWasUp) stats.busReconnects++
     busUp = status === 'up'
+    busWasUp ||= busUp
     logger[status === 'up' ? 'info' : 'warn']({ busStatus: status }, `realtime: bus is ${status}`)
   })
   const stopBusGaps = bus.onGap?.((topic) => {
@@ -78,7 +102,10 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
       const left = (perAddress.get(connection.address) ?? 1) - 1
       if (left > 0) perAddress.set(connection.address, left)
       else perAddress.delete(connection.address)
-      logger.info({ connectionId: connection.id, connections: connections.size }, 'realtime: connection closed')
+      logger.info(
+        { connectionId: connection.id, code: connection.closeCode, connections: connections.size },
+        'realtime: connection closed',
+      )
     },
   }
 
@@ -128,6 +155,7 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
       }
       const connection = new Connection(ws, request, address, ctx)
       connections.add(connection)
+      stats.connectionsOpened++
       logger.info({ connectionId: connection.id, address, connections: connections.size }, 'realtime: connection opened')
     })
     // `ws` answers a bad handshake itself and never calls back: undo the reservation then.
@@ -170,8 +198,11 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     }
     if (data === undefined) throw new RealtimeError('INVALID_PAYLOAD', `payload for "${topic}" is not JSON (undefined or a function)`)
     try {
+      const started = performance.now()
       const position = await bus.publish(topic, data)
+      stats.busPublish.observe((performance.now() - started) / 1000)
       stats.published++
+      logPublished(logger, topic, position, topics.subscriptionsOf(topic).size)
       return position
     } catch (error) {
       if (isRealtimeError(error)) throw error
@@ -208,7 +239,13 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
       open++
       subscriptions += connection.subscriptionCount
     }
-    return stats.snapshot({ connections: open, subscriptions, topics: topics.size, busStatus: busUp ? 'up' : 'down' })
+    return stats.snapshot({
+      connections: open,
+      subscriptions,
+      topics: topics.size,
+      busStatus: busUp ? 'up' : 'down',
+      busiestTopics: topics.busiest(BUSIEST_TOPICS),
+    })
   }
 
   async function close(): Promise<void> {

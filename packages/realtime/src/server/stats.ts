@@ -1,3 +1,4 @@
+import { LatencyHistogram } from './latency.js'
 import type { RealtimeStats } from './types.js'
 
 /** Increments `record[key]`. */
@@ -16,10 +17,23 @@ export class StatsCounters {
   errors: Record<string, number> = {}
   closes: Record<string, number> = {}
   refused: Record<string, number> = {}
+  connectionsOpened = 0
+  /** Times the bus came back up after being down. */
+  busReconnects = 0
+  /** From the bus accepting a message to its frame handed to the last local subscriber's socket. */
+  readonly publishToSend = new LatencyHistogram()
+  /** How long `bus.publish` took, per `publishTopic`. */
+  readonly busPublish = new LatencyHistogram()
 
-  snapshot(gauges: Pick<RealtimeStats, 'connections' | 'subscriptions' | 'topics' | 'busStatus'>): RealtimeStats {
+  snapshot(
+    gauges: Pick<RealtimeStats, 'connections' | 'subscriptions' | 'topics' | 'busStatus' | 'busiestTopics'>,
+  ): RealtimeStats {
     return {
       ...gauges,
+      connectionsOpened: this.connectionsOpened,
+      busReconnects: this.busReconnects,
+      publishToSend: this.publishToSend.snapshot(),
+      busPublish: this.busPublish.snapshot(),
       messagesIn: this.messagesIn,
       messagesOut: this.messagesOut,
       published: this.published,

@@ -1,6 +1,9 @@
 import type { Bus, BusMessage } from '../bus/types.js'
 import type { Position } from '../topics.js'
-import type { Logger } from './types.js'
+import type { Logger, TopicActivity } from './types.js'
+
+/** Told after each live fanout that reached at least one subscriber: once per message, not per subscriber. */
+export type DeliveredListener = (count: number, message: BusMessage) => void
 
 /** What a subscription needs from its connection: a way to send a frame. */
 export interface PatchSink {
@@ -51,12 +54,14 @@ class LocalTopic {
   readonly subscribers = new Set<Subscription>()
   readonly listeners = new Set<ServerTopicListener>()
   readonly topicJson: string
+  /** Patch frames handed to subscribers by the live fanout (for `stats().busiestTopics`). */
+  delivered = 0
   /** Resolves once the bus subscription is in place. */
   ready: Promise<void> = Promise.resolve()
 
   constructor(
     readonly name: string,
-    private readonly onDelivered: (count: number) => void,
+    private readonly onDelivered: DeliveredListener,
     private readonly logger: Logger,
   ) {
     this.topicJson = JSON.stringify(name)
@@ -79,7 +84,10 @@ class LocalTopic {
       subscription.sink.sendFrame(frame)
       sent++
     }
-    if (sent > 0) this.onDelivered(sent)
+    if (sent > 0) {
+      this.delivered += sent
+      this.onDelivered(sent, message)
+    }
     if (this.listeners.size > 0) this.notifyListeners(message)
   }
 
@@ -113,7 +121,7 @@ export class LocalTopics {
   constructor(
     private readonly bus: Bus,
     private readonly logger: Logger,
-    private readonly onDelivered: (count: number) => void,
+    private readonly onDelivered: DeliveredListener,
   ) {}
 
   get size(): number {
@@ -155,12 +163,24 @@ export class LocalTopics {
     return this.topics.get(name)?.subscribers ?? new Set()
   }
 
-  /** Names and local subscriber counts, busiest first. */
-  busiest(limit: number): { topic: string; subscribers: number }[] {
-    return [...this.topics.values()]
-      .map((t) => ({ topic: t.name, subscribers: t.subscribers.size }))
-      .sort((a, b) => b.subscribers - a.subscribers)
-      .slice(0, limit)
+  /** The `limit` topics with the most local subscribers (then the most delivered), busiest first. */
+  busiest(limit: number): TopicActivity[] {
+    // One pass keeping the top `limit`: no sort of every topic on every stats() call.
+    const top: LocalTopic[] = []
+    if (limit <= 0) return []
+    const before = (a: LocalTopic, b: LocalTopic) =>
+      a.subscribers.size > b.subscribers.size || (a.subscribers.size === b.subscribers.size && a.delivered > b.delivered)
+    for (const topic of this.topics.values()) {
+      if (topic.subscribers.size === 0 && topic.delivered === 0) continue
+      if (top.length === limit && !before(topic, top[limit - 1] as LocalTopic)) continue
+      let i = Math.min(top.length, limit - 1)
+      top[i] = topic
+      while (i > 0 && before(topic, top[i - 1] as LocalTopic)) {
+        top[i] = top[i - 1] as LocalTopic
+        top[--i] = topic
+      }
+    }
+    return top.map((t) => ({ topic: t.name, subscribers: t.subscribers.size, delivered: t.delivered }))
   }
 
   private topicFor(name: string): LocalTopic {

@@ -2,6 +2,7 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Bus, HistoryOptions } from '../bus/types.js'
 import type { Position, TopicMap, TopicName } from '../topics.js'
+import type { LatencyStats } from './latency.js'
 
 /** Whatever `authenticate` returns: the identity a connection acts as. */
 export type Principal = unknown
@@ -74,22 +75,54 @@ export interface RealtimeServerOptions<P = Principal> {
   validate?: (topic: string, payload: unknown) => void
 }
 
-/** Counters and gauges of a server instance. */
+/** A topic with local members, for `stats().busiestTopics`. */
+export interface TopicActivity {
+  topic: string
+  /** Local subscriptions (this instance's connections). */
+  subscribers: number
+  /** Patch frames handed to local subscribers since the topic got its first local member. */
+  delivered: number
+}
+
+/**
+ * Counters and gauges of a server instance (docs/observability.md). Counters only grow; the
+ * Prometheus collector (`createPrometheusMetrics`) exposes the same numbers.
+ */
 export interface RealtimeStats {
+  /** Open connections (gauge). */
   connections: number
+  /** Subscriptions of the open connections (gauge). */
   subscriptions: number
+  /** Topics with local subscribers or server-side listeners (gauge). */
   topics: number
+  /** Connections accepted since start. */
+  connectionsOpened: number
+  /** Frames received from clients. */
   messagesIn: number
+  /** Frames sent to clients (every type). */
   messagesOut: number
+  /** `publishTopic` calls that reached the bus. */
   published: number
+  /** Patch frames handed to subscribers (live fanout and history replay). */
   delivered: number
   bytesOut: number
   /** Counts by reason: 'slow_consumer', 'rate_limited', 'too_many_subscriptions', ... */
   drops: Record<string, number>
+  /** `error` frames sent, by error code. */
   errors: Record<string, number>
+  /** Closed connections, by close code. */
   closes: Record<string, number>
+  /** Refusals by reason: upgrades ('origin', 'max_connections', ...), 'unauthorized', 'forbidden', 'expired'. */
   refused: Record<string, number>
   busStatus: 'up' | 'down'
+  /** Times the bus came back up after being down. */
+  busReconnects: number
+  /** Seconds from the bus accepting a message to its frame handed to the last local subscriber. */
+  publishToSend: LatencyStats
+  /** Seconds `bus.publish` took, per `publishTopic`. */
+  busPublish: LatencyStats
+  /** The topics with the most local subscribers, busiest first (at most 10). */
+  busiestTopics: TopicActivity[]
 }
 
 /** Removes a server-side topic listener; `ready` resolves once its bus subscription is in place. */
