@@ -13,11 +13,14 @@
  *   --client wire|ws   client sockets: the bench's minimal RFC 6455 client (default) or the ws library
  *   --quiet-wait ms    before each session wait up to this long for a quiet machine (default 20000; quick 0)
  *   --retries n        re-measure a phase during which other processes took > 25% of a core (default 2; quick 0)
+ *   --experiment cork  try a proposed hot-path change on @app/realtime (see src/experiments.ts)
+ *   --realtime-ref REF measure @app/realtime's source as committed at git REF (e.g. HEAD), not the work tree
  *   --from-dist        load @app/realtime from its build (packages/realtime/dist) instead of src
  *   --out name         results file name (default: full | quick)
  *   --no-docs          do not write docs/performance-*.{json,svg} (quick runs never do)
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { execFileSync, execSync } from 'node:child_process'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -45,6 +48,8 @@ const { values } = parseArgs({
     'from-dist': { type: 'boolean', default: false },
     client: { type: 'string', default: 'wire' },
     retries: { type: 'string' },
+    experiment: { type: 'string' },
+    'realtime-ref': { type: 'string' },
     'quiet-wait': { type: 'string' },
     out: { type: 'string' },
     'no-docs': { type: 'boolean', default: false },
@@ -74,7 +79,7 @@ const settings: Settings = {
   fixedRateEvents: quick ? 10 : 60,
   burst: 10,
   overloadBurst: 50,
-  overloadEvents: quick ? 100 : 2000,
+  overloadEvents: quick ? 100 : 1000,
 }
 const rounds = int(values.rounds, quick ? 1 : 3)
 const scenarios: ScenarioName[] = (() => {
@@ -85,6 +90,26 @@ const scenarios: ScenarioName[] = (() => {
 })()
 const contenders = (values.contender ? values.contender.split(',') : CONTENDERS) as ContenderName[]
 
+if (values.experiment) process.env.BENCH_EXPERIMENT = values.experiment
+// The source measured: the work tree, or a snapshot of a commit (others may be editing the tree).
+let realtimeSource = 'work tree'
+if (values['realtime-ref']) {
+  const commit = execFileSync('git', ['rev-parse', values['realtime-ref']], { cwd: REPO_ROOT, encoding: 'utf8' }).trim()
+  const dir = path.join(REPO_ROOT, 'bench/results/.snapshot', commit)
+  rmSync(dir, { recursive: true, force: true })
+  mkdirSync(dir, { recursive: true })
+  execSync(`git archive ${commit} packages/realtime/src | tar -x -C ${JSON.stringify(dir)}`, { cwd: REPO_ROOT })
+  process.env.BENCH_REALTIME_SRC = path.join(dir, 'packages/realtime/src')
+  realtimeSource = `commit ${commit.slice(0, 10)}`
+} else {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short=10', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'packages/realtime/src'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim()
+    realtimeSource = `work tree at ${head}${dirty ? ' (with uncommitted changes)' : ''}`
+  } catch {
+    /* not a git checkout */
+  }
+}
 const started = Date.now()
 const machine = {
   cpu: os.cpus()[0]?.model,
@@ -97,6 +122,7 @@ const machine = {
 const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
 console.log(`# @app/realtime bench: ${command}`)
 console.log(`# ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; server on core 0, clients on core 1${machine.taskset ? '' : ' (taskset missing: NOT pinned)'}`)
+console.log(`# @app/realtime source: ${settings.fromDist ? 'built package (dist)' : realtimeSource}${values.experiment ? `; experiment ${values.experiment}` : ''}`)
 console.log(`# scenarios ${scenarios.join(', ')}; contenders ${contenders.join(', ')}; ${rounds} round(s), alternating order\n`)
 
 const rows: Row[] = []
@@ -131,13 +157,25 @@ if (rts.length) {
 const rtLost = best.filter((b) => b.contender === 'realtime').reduce((n, b) => n + (Number(b.lost) || 0), 0)
 if (failures.length) console.log(`\n## Failures\n\n${failures.map((f) => `- ${f}`).join('\n')}`)
 
-const result = { command, date: new Date(started).toISOString(), seconds, machine, settings, rounds, scenarios, contenders, best, ratios: rts, rows, failures }
+const result = { command, realtimeSource, experiment: values.experiment ?? null, date: new Date(started).toISOString(), seconds, machine, settings, rounds, scenarios, contenders, best, ratios: rts, rows, failures }
 const name = values.out ?? (quick ? 'quick' : 'full')
 const resultsDir = path.join(REPO_ROOT, 'bench/results')
 mkdirSync(resultsDir, { recursive: true })
 const svg = latencySvg(best, `Latency at ${settings.fixedRate} publishes/s (${machine.node})`)
 writeFileSync(path.join(resultsDir, `${name}.json`), JSON.stringify(result, null, 2))
 writeFileSync(path.join(resultsDir, `${name}-latency.svg`), svg)
+const md = [
+  `Command: \`${command}\``,
+  `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memGB} GB, ${machine.platform}; Node ${machine.node}; ${machine.taskset ? 'server on core 0, clients on core 1 (taskset)' : 'NOT pinned (no taskset)'}; client sockets: ${settings.clientImpl}.`,
+  `@app/realtime: ${settings.fromDist ? 'built package (dist)' : realtimeSource}.`,
+  `Date: ${result.date}; ${rounds} round(s), best of ${rounds}; ${seconds.toFixed(0)} s.${values.experiment ? ` Experiment: ${values.experiment}.` : ''}`,
+  '',
+  tables(best),
+  '',
+  rts.length ? ratioTable(rts) : '',
+  '',
+].join('\n')
+writeFileSync(path.join(resultsDir, `${name}.md`), md)
 if (!quick && !values['no-docs'] && !values.profile) {
   writeFileSync(path.join(REPO_ROOT, 'docs/performance-results.json'), JSON.stringify(result, null, 2))
   writeFileSync(path.join(REPO_ROOT, 'docs/performance-latency.svg'), svg)

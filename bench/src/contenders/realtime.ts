@@ -7,15 +7,18 @@
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { REPO_ROOT } from '../ipc.js'
+import { applyExperiments } from '../experiments.js'
 import type { ContenderOptions, ContenderServer } from './types.js'
 
 async function load(sub: 'server' | 'redis', fromDist: boolean): Promise<any> {
   if (fromDist) return import(`@app/realtime/${sub}`)
-  return import(pathToFileURL(path.join(REPO_ROOT, `packages/realtime/src/${sub}/index.ts`)).href)
+  const root = process.env.BENCH_REALTIME_SRC ?? path.join(REPO_ROOT, 'packages/realtime/src')
+  return import(pathToFileURL(path.join(root, `${sub}/index.ts`)).href)
 }
 
 export async function createRealtime(o: ContenderOptions): Promise<ContenderServer> {
   const { createRealtimeServer } = await load('server', o.fromDist)
+  applyExperiments((process.env.BENCH_EXPERIMENT ?? '').split(',').filter(Boolean))
   let bus: any
   if (o.bus === 'redis') {
     const { RedisBus } = await load('redis', o.fromDist)
