@@ -5,8 +5,9 @@ import realtime from '@app/realtime/fastify'
 import type { Bus } from '@app/realtime/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { UserCache } from './cache.js'
-import type { AppConfig } from './config.js'
+import { defaultInstanceId, type AppConfig } from './config.js'
 import { ApiError, registerErrorHandling } from './errors.js'
+import { RefusalLog, registerMetricsRoutes, startActivityPublisher } from './observability.js'
 import { bearerToken, mayRead, type Principal } from './principal.js'
 import { authRoutes } from './routes/authRoutes.js'
 import { userRoutes } from './routes/userRoutes.js'
@@ -22,6 +23,32 @@ declare module 'fastify' {
     /** The principal of a session token; throws a 401 `ApiError` when it is not valid. */
     principalOf(token: string): Principal
   }
+}
+
+/**
+ * Never in a log line, whatever a future log call passes: credentials, Telegram init data and
+ * session tokens (the realtime `hello` carries one as `auth`).
+ */
+export const REDACTED_LOG_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  'authorization',
+  'initData',
+  '*.initData',
+  'token',
+  '*.token',
+  'auth',
+  '*.auth',
+  'sessionSecret',
+  'botToken',
+]
+
+/** Fastify's logger option with the redaction added (the config says level and destination). */
+function loggerOptions(logger: AppConfig['logger']): AppConfig['logger'] {
+  if (!logger) return logger
+  const options = logger === true ? {} : logger
+  return { ...options, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } }
 }
 
 /** Extra wiring, for tests that bring their own bus (two apps on one RedisBus, say). */
@@ -42,7 +69,7 @@ async function createBus(config: AppConfig): Promise<Bus | undefined> {
  */
 export async function buildApp(config: AppConfig, options: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: config.logger,
+    logger: loggerOptions(config.logger),
     disableRequestLogging: !config.logRequests,
     bodyLimit: 256 * 1024,
     // Unknown fields must be refused (not silently dropped) and types not coerced.
@@ -71,17 +98,28 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   })
 
   const bus = options.bus ?? (await createBus(config))
+  const refusals = new RefusalLog()
   await app.register(realtime, {
     path: '/ws',
     ...(bus ? { bus } : {}),
+    ...(config.realtimeLimits ? { limits: config.realtimeLimits } : {}),
     // A bus handed in by the caller may serve other apps too: the caller closes it.
     closeBus: options.bus === undefined,
     // The browser sends its session token in `hello`; other clients may use the header.
     authenticate: (request, auth) => {
-      const { userId, expiresAt } = sessions.verify(auth ?? bearerToken(request.headers))
-      return { principal: { userId, isAdmin: config.adminUserIds.has(userId) }, expiresAt }
+      try {
+        const { userId, expiresAt } = sessions.verify(auth ?? bearerToken(request.headers))
+        return { principal: { userId, isAdmin: config.adminUserIds.has(userId) }, expiresAt }
+      } catch (error) {
+        refusals.record({ reason: 'unauthorized' })
+        throw error
+      }
     },
-    authorize: (principal, topic) => mayRead(principal, topic),
+    authorize: (principal, topic) => {
+      const allowed = mayRead(principal, topic)
+      if (!allowed) refusals.record({ reason: 'forbidden', topic, userId: principal.userId })
+      return allowed
+    },
   })
   // Every instance drops its cached copies when any instance writes.
   const stopInvalidation = app.realtime.onTopic('cache:users', ({ userIds }) => app.userCache.invalidate(userIds))
@@ -89,7 +127,12 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
 
   await app.register(authRoutes)
   await app.register(userRoutes)
-  app.get('/healthz', async () => ({ ok: true }))
+  registerMetricsRoutes(app, config.metricsToken)
+  startActivityPublisher(app, {
+    instanceId: config.instanceId ?? defaultInstanceId(),
+    intervalMs: config.activityIntervalMs ?? 1000,
+    refusals,
+  })
 
   const hasWeb = existsSync(join(config.webRoot, 'index.html'))
   if (hasWeb) await app.register(fastifyStatic, { root: config.webRoot, wildcard: false })

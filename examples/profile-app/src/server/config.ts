@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { Limits } from '@app/realtime/server'
 import type { FastifyServerOptions } from 'fastify'
 import type { StorageConfig } from './storage/index.js'
 
@@ -30,6 +32,19 @@ export interface AppConfig {
   logger: FastifyServerOptions['logger']
   /** One log line per HTTP request (off in the demo, where the write log lines tell the story). */
   logRequests: boolean
+  /** When set, `/metrics` wants `Authorization: Bearer <metricsToken>`. */
+  metricsToken?: string
+  /** This instance's id in `$stats`. Default: host name, process id and a random suffix. */
+  instanceId?: string
+  /** How often this instance publishes its `$stats` sample; 0 turns it off. Default 1000. */
+  activityIntervalMs?: number
+  /** Limits of the realtime server (defaults of @app/realtime where unset). */
+  realtimeLimits?: Limits
+}
+
+/** A default instance id: unique per process, readable in the activity page. */
+export function defaultInstanceId(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(2).toString('hex')}`
 }
 
 /** Error for an environment the app cannot start with. */
@@ -84,5 +99,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { demo?: boolean } =
     webRoot: env.WEB_ROOT || join(appRoot, 'dist', 'web'),
     logger: { level: env.LOG_LEVEL || 'info' },
     logRequests: env.LOG_REQUESTS ? env.LOG_REQUESTS === '1' : !demo,
+    metricsToken: env.METRICS_TOKEN || undefined,
+    instanceId: env.INSTANCE_ID || undefined,
+    activityIntervalMs: parseInteger('ACTIVITY_INTERVAL_MS', env.ACTIVITY_INTERVAL_MS, 1000, 0, 3_600_000),
   }
 }

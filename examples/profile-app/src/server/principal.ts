@@ -23,11 +23,11 @@ declare module 'fastify' {
   }
 }
 
-/** Topic rules: `user:<id>` for that user and admins, `profile` for admins, nothing else. */
+/** Topic rules: `user:<id>` for that user and admins, `profile` and `$stats` for admins, nothing else. */
 export function mayRead(principal: Principal, topic: string): boolean {
   if (topic === `user:${principal.userId}`) return true
   if (!principal.isAdmin) return false
-  return topic === 'profile' || /^user:\d{1,20}$/.test(topic)
+  return topic === 'profile' || topic === '$stats' || /^user:\d{1,20}$/.test(topic)
 }
 
 /** The bearer token of a request, if any. */

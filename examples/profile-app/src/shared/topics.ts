@@ -24,9 +24,51 @@ export interface UsersInvalidated {
   userIds: string[]
 }
 
+/** A refusal an instance saw: a forbidden subscription or refused credentials. */
+export interface Refusal {
+  /** Milliseconds since the epoch. */
+  at: number
+  reason: 'forbidden' | 'unauthorized'
+  topic?: string
+  userId?: string
+}
+
+/**
+ * What each instance publishes to `$stats` once a second (admins only): its gauges, counter
+ * totals, rates since its previous sample, and its busiest topics and last refusals. The activity
+ * page keeps the latest sample of every instance and sums them.
+ */
+export interface ActivitySample {
+  instanceId: string
+  /** Milliseconds since the epoch. */
+  at: number
+  busStatus: 'up' | 'down'
+  connections: number
+  subscriptions: number
+  topics: number
+  totals: { connectionsOpened: number; framesIn: number; framesOut: number; published: number; delivered: number }
+  /** Per second, since the instance's previous sample (0 in its first). */
+  rates: { framesInPerSec: number; framesOutPerSec: number; publishedPerSec: number; deliveredPerSec: number }
+  drops: Record<string, number>
+  errors: Record<string, number>
+  closes: Record<string, number>
+  refused: Record<string, number>
+  busReconnects: number
+  /** Estimated from the histograms since start; null before the first observation. */
+  latencyMs: {
+    publishToSendP50: number | null
+    publishToSendP99: number | null
+    busPublishP50: number | null
+    busPublishP99: number | null
+  }
+  busiestTopics: { topic: string; subscribers: number; delivered: number }[]
+  recentRefusals: Refusal[]
+}
+
 /** The app's realtime topics. */
 export type Topics = {
   profile: ProfileUpdated
+  '$stats': ActivitySample
   'cache:users': UsersInvalidated
   [k: `user:${string}`]: ProfileUpdated
 }

@@ -1,6 +1,7 @@
 import { useRealtimeClient } from '@app/realtime/react'
 import { useCallback, useEffect, useRef, useState } from 'react'
 import type { ProfileUpdated, User } from '../shared/topics.js'
+import { useActivity } from './activity.js'
 import { ApiCallError, api, newer } from './api.js'
 import { Avatar } from './Avatar.js'
 import { ConnectionBadge } from './ConnectionBadge.js'
@@ -34,7 +35,8 @@ export function AdminDashboard(props: { token: string }) {
   const [users, setUsers] = useState<User[]>([])
   const [total, setTotal] = useState(0)
   const [forbidden, setForbidden] = useState<string | null>(null)
-  const [stats, setStats] = useState<{ connections: number; rate: number } | null>(null)
+  // Connections and message rate of every instance, from the admin-only `$stats` topic.
+  const { totals } = useActivity()
   const usersRef = useRef(users)
   usersRef.current = users
 
@@ -86,25 +88,6 @@ export function AdminDashboard(props: { token: string }) {
     if (status === 'subscribed') void loadUsers()
   }, [status, loadUsers])
 
-  // Counters are a dashboard, not data: sampling them every few seconds is enough.
-  useEffect(() => {
-    let previous: { published: number; at: number } | undefined
-    const sample = async () => {
-      try {
-        const { realtime } = await api.stats(props.token)
-        const now = Date.now()
-        const rate = previous ? ((realtime.published - previous.published) * 60_000) / (now - previous.at) : 0
-        previous = { published: realtime.published, at: now }
-        setStats({ connections: realtime.connections, rate })
-      } catch {
-        // 403 for non-admins is already shown by the users list.
-      }
-    }
-    void sample()
-    const timer = setInterval(sample, 3000)
-    return () => clearInterval(timer)
-  }, [props.token])
-
   return (
     <div className="dashboard">
       <section className="card">
@@ -118,9 +101,10 @@ export function AdminDashboard(props: { token: string }) {
           </p>
         ) : (
           <div className="row stats">
-            <span data-testid="stat-connections">{stats ? `${stats.connections} connection${stats.connections === 1 ? '' : 's'}` : '…'}</span>
-            <span data-testid="stat-rate">{stats ? `${stats.rate.toFixed(0)} messages/min` : ''}</span>
+            <span data-testid="stat-connections">{totals.instances ? `${totals.connections} connection${totals.connections === 1 ? '' : 's'}` : '…'}</span>
+            <span data-testid="stat-rate">{totals.instances ? `${totals.framesOutPerSec.toFixed(1)} messages/s` : ''}</span>
             <span>{total} users</span>
+            <a href="/admin/activity">Activity →</a>
           </div>
         )}
       </section>

@@ -2,6 +2,7 @@ import { createRealtimeClient, type RealtimeClient } from '@app/realtime/client'
 import { RealtimeProvider } from '@app/realtime/react'
 import { useEffect, useRef, useState } from 'react'
 import type { PublicConfig, SessionResponse, Topics } from '../shared/topics.js'
+import { ActivityPage } from './ActivityPage.js'
 import { AdminDashboard } from './AdminDashboard.js'
 import { api, onUnauthorized } from './api.js'
 import { Profile } from './Profile.js'
@@ -90,6 +91,7 @@ function SignedIn(props: { session: StoredSession; onSignOut: () => void }) {
         <span className="row">
           <a href="/">My profile</a>
           {isAdmin && <a href="/admin">Dashboard</a>}
+          {isAdmin && <a href="/admin/activity">Activity</a>}
         </span>
         <span className="row">
           <span className="hint" data-testid="signed-in-as">
@@ -101,7 +103,9 @@ function SignedIn(props: { session: StoredSession; onSignOut: () => void }) {
           </button>
         </span>
       </nav>
-      {path.startsWith('/admin') ? (
+      {path.startsWith('/admin/activity') ? (
+        <ActivityPage />
+      ) : path.startsWith('/admin') ? (
         <AdminDashboard token={token} />
       ) : (
         <Profile key={profileUserId} token={token} userId={profileUserId} editable />

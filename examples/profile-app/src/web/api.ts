@@ -44,12 +44,6 @@ export const api = {
     call<User>('PUT', `/api/users/${encodeURIComponent(userId)}`, token, changes),
   batch: (token: string, items: Array<{ userId: string; tgUsername?: string; photoUrl?: string | null }>) =>
     call<{ users: User[] }>('PUT', '/api/users/batch', token, { items }),
-  stats: (token: string) =>
-    call<{ realtime: { connections: number; subscriptions: number; published: number; delivered: number } }>(
-      'GET',
-      '/api/stats',
-      token,
-    ),
 }
 
 /** The newer of two versions of one profile (patches and fetches may arrive in any order). */

@@ -95,9 +95,4 @@ export async function userRoutes(app: FastifyInstance): Promise<void> {
       return user
     },
   )
-
-  app.get('/api/stats', { onRequest: requireAdmin }, async () => ({
-    realtime: app.realtime.stats(),
-    cache: { hits: app.userCache.hits, misses: app.userCache.misses, invalidations: app.userCache.invalidations },
-  }))
 }

@@ -1,0 +1,142 @@
+/**
+ * What operators see of an instance: `/metrics` (Prometheus text), `/healthz` (the bus status),
+ * and the `$stats` topic that the admin activity page aggregates across instances.
+ */
+import { timingSafeEqual } from 'node:crypto'
+import { createPrometheusMetrics, isRealtimeError, latencyQuantile, type RealtimeStats } from '@app/realtime/server'
+import type { FastifyInstance } from 'fastify'
+import { Registry } from 'prom-client'
+import type { ActivitySample, Refusal } from '../shared/topics.js'
+import { bearerToken } from './principal.js'
+
+/** Refusals kept per instance for the activity page. */
+const RECENT_REFUSALS = 20
+
+/** The last refusals of this instance (forbidden subscriptions, refused credentials). */
+export class RefusalLog {
+  private readonly entries: Refusal[] = []
+
+  record(refusal: Omit<Refusal, 'at'>): void {
+    this.entries.unshift({ at: Date.now(), ...refusal })
+    if (this.entries.length > RECENT_REFUSALS) this.entries.length = RECENT_REFUSALS
+  }
+
+  recent(): Refusal[] {
+    return this.entries.slice()
+  }
+}
+
+function sameSecret(given: string | undefined, expected: string): boolean {
+  if (given === undefined) return false
+  const a = Buffer.from(given)
+  const b = Buffer.from(expected)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+/**
+ * `GET /metrics`: the realtime server's metrics in the Prometheus text format, on a registry of
+ * this app (not prom-client's global one: tests run several apps in one process). With
+ * `metricsToken` set, the scraper must send `Authorization: Bearer <token>`.
+ */
+export function registerMetricsRoutes(app: FastifyInstance, metricsToken: string | undefined): void {
+  const registry = new Registry()
+  const metrics = createPrometheusMetrics(app.realtime, { registry })
+  app.addHook('onClose', async () => metrics.unregister())
+
+  app.get('/metrics', { logLevel: 'warn' }, async (request, reply) => {
+    if (metricsToken !== undefined && !sameSecret(bearerToken(request.headers), metricsToken)) {
+      return reply
+        .status(401)
+        .header('www-authenticate', 'Bearer')
+        .send({ error: { code: 'UNAUTHORIZED', message: 'send Authorization: Bearer <METRICS_TOKEN>' } })
+    }
+    return reply.type(registry.contentType).send(await registry.metrics())
+  })
+
+  // `ok` and the bus status; 503 while the bus is down, so a load balancer stops routing here.
+  app.get('/healthz', { logLevel: 'warn' }, async (_request, reply) => {
+    const bus = app.realtime.stats().busStatus
+    return reply.status(bus === 'up' ? 200 : 503).send({ ok: bus === 'up', bus })
+  })
+}
+
+const ms = (seconds: number | undefined) => (seconds === undefined ? null : seconds * 1000)
+
+/** One `$stats` sample from two consecutive `stats()` snapshots. */
+export function activitySample(
+  instanceId: string,
+  now: RealtimeStats,
+  previous: { stats: RealtimeStats; at: number } | undefined,
+  at: number,
+  refusals: Refusal[],
+): ActivitySample {
+  const seconds = previous ? Math.max((at - previous.at) / 1000, 0.001) : 0
+  const rate = (pick: (s: RealtimeStats) => number) =>
+    previous ? Math.max(0, pick(now) - pick(previous.stats)) / seconds : 0
+  return {
+    instanceId,
+    at,
+    busStatus: now.busStatus,
+    connections: now.connections,
+    subscriptions: now.subscriptions,
+    topics: now.topics,
+    totals: {
+      connectionsOpened: now.connectionsOpened,
+      framesIn: now.messagesIn,
+      framesOut: now.messagesOut,
+      published: now.published,
+      delivered: now.delivered,
+    },
+    rates: {
+      framesInPerSec: rate((s) => s.messagesIn),
+      framesOutPerSec: rate((s) => s.messagesOut),
+      publishedPerSec: rate((s) => s.published),
+      deliveredPerSec: rate((s) => s.delivered),
+    },
+    drops: now.drops,
+    errors: now.errors,
+    closes: now.closes,
+    refused: now.refused,
+    busReconnects: now.busReconnects,
+    latencyMs: {
+      publishToSendP50: ms(latencyQuantile(now.publishToSend, 0.5)),
+      publishToSendP99: ms(latencyQuantile(now.publishToSend, 0.99)),
+      busPublishP50: ms(latencyQuantile(now.busPublish, 0.5)),
+      busPublishP99: ms(latencyQuantile(now.busPublish, 0.99)),
+    },
+    busiestTopics: now.busiestTopics,
+    recentRefusals: refusals,
+  }
+}
+
+/**
+ * Publishes this instance's `$stats` sample every `intervalMs` (admins only may subscribe). Every
+ * instance publishes its own, with its id: the activity page sums the latest of each.
+ */
+export function startActivityPublisher(
+  app: FastifyInstance,
+  options: { instanceId: string; intervalMs: number; refusals: RefusalLog },
+): void {
+  if (options.intervalMs <= 0) return
+  let previous: { stats: RealtimeStats; at: number } | undefined
+  let publishing = false
+  const timer = setInterval(() => {
+    if (publishing) return
+    const at = Date.now()
+    const stats = app.realtime.stats()
+    const sample = activitySample(options.instanceId, stats, previous, at, options.refusals.recent())
+    previous = { stats, at }
+    if (stats.busStatus !== 'up') return
+    publishing = true
+    app
+      .publishTopic('$stats', sample)
+      .catch((error: unknown) => {
+        // The server closing under a tick in flight is not worth a warning.
+        if (!(isRealtimeError(error) && error.code === 'CLOSED')) app.log.warn({ err: error }, 'activity: $stats publish failed')
+      })
+      .finally(() => (publishing = false))
+  }, options.intervalMs)
+  timer.unref()
+  // Before the realtime server closes (its own preClose), so no publish races the closing bus.
+  app.addHook('preClose', async () => clearInterval(timer))
+}
