@@ -24,6 +24,8 @@ export function ActivityPage() {
   const { instances, totals, history, busiestTopics, refusals, status } = useActivity()
   const [forbidden, setForbidden] = useState<string | null>(null)
   const now = history.at(-1)?.at ?? Date.now()
+  // The charts grow from one minute to HISTORY_MS as history accumulates.
+  const spanMs = Math.min(HISTORY_MS, Math.max(60_000, Math.ceil((now - (history[0]?.at ?? now)) / 60_000) * 60_000))
 
   useEffect(
     () =>
@@ -77,14 +79,14 @@ export function ActivityPage() {
           title="Connections"
           testId="chart-connections"
           now={now}
-          spanMs={HISTORY_MS}
+          spanMs={spanMs}
           series={[{ name: 'connections', colour: '#2481cc', points: history.map((p) => ({ at: p.at, value: p.connections })) }]}
         />
         <LineChart
           title="Messages per second"
           testId="chart-messages"
           now={now}
-          spanMs={HISTORY_MS}
+          spanMs={spanMs}
           series={[
             { name: 'frames out/s', colour: '#1f9d55', points: history.map((p) => ({ at: p.at, value: p.framesOutPerSec })) },
             { name: 'published/s', colour: '#c98a00', points: history.map((p) => ({ at: p.at, value: p.publishedPerSec })) },

@@ -35,7 +35,9 @@ export function LineChart(props: { title: string; series: ChartSeries[]; spanMs:
   const x = (at: number) => PAD.left + plotW * (1 - Math.min(1, Math.max(0, (now - at) / spanMs)))
   const y = (value: number) => PAD.top + plotH * (1 - value / max)
   const last = series.map((s) => s.points.at(-1)?.value)
-  const minutes = Math.round(spanMs / 60_000)
+  // A tick every 15 s on a one-minute chart, every minute on longer ones.
+  const tickMs = spanMs <= 60_000 ? 15_000 : 60_000
+  const ticks = Array.from({ length: Math.floor(spanMs / tickMs) + 1 }, (_, i) => i * tickMs)
 
   return (
     <figure className="chart" data-testid={props.testId} data-points={series[0]?.points.length ?? 0} data-last={last.join(',')}>
@@ -58,9 +60,9 @@ export function LineChart(props: { title: string; series: ChartSeries[]; spanMs:
             </text>
           </g>
         ))}
-        {Array.from({ length: minutes + 1 }, (_, m) => (
-          <text key={m} x={x(now - m * 60_000)} y={HEIGHT - 4} textAnchor={m === 0 ? 'end' : 'middle'} className="axis">
-            {m === 0 ? 'now' : `-${m}m`}
+        {ticks.map((ago) => (
+          <text key={ago} x={x(now - ago)} y={HEIGHT - 4} textAnchor={ago === 0 ? 'end' : ago === spanMs ? 'start' : 'middle'} className="axis">
+            {ago === 0 ? 'now' : ago % 60_000 === 0 ? `-${ago / 60_000}m` : `-${ago / 1000}s`}
           </text>
         ))}
         {series.map((s) =>
