@@ -8,7 +8,8 @@
  *   --quick            small sizes, one round (CI keeps it working; < 3 minutes)
  *   --rounds k         rounds (default 3; quick 1)
  *   --sizes 1000,5000  fanout subscriber counts
- *   --users N --admins N --cross N --memory N --recovery N --missed N --phase-ms N --rate N
+ *   --users N --admins N --cross N --memory N --recovery N --missed N --phase-ms N
+ *   --rate K           fixed-rate phase: K thousand deliveries/s (default 20: 20 publishes/s to 1,000)
  *   --profile          run servers with --cpu-prof (bench/results/profiles/)
  *   --client wire|ws   client sockets: the bench's minimal RFC 6455 client (default) or the ws library
  *   --quiet-wait ms    before each session wait up to this long for a quiet machine (default 20000; quick 0)
@@ -76,7 +77,7 @@ const settings: Settings = {
   recoveryMissed: int(values.missed, 50),
   phaseMs: int(values['phase-ms'], quick ? 1000 : 3000),
   fixedRate: int(values.rate, 20),
-  fixedRateEvents: quick ? 10 : 60,
+  fixedRateMs: quick ? 600 : 3000,
   burst: 10,
   overloadBurst: 50,
   overloadEvents: quick ? 100 : 1000,
@@ -161,7 +162,7 @@ const result = { command, realtimeSource, experiment: values.experiment ?? null,
 const name = values.out ?? (quick ? 'quick' : 'full')
 const resultsDir = path.join(REPO_ROOT, 'bench/results')
 mkdirSync(resultsDir, { recursive: true })
-const svg = latencySvg(best, `Latency at ${settings.fixedRate} publishes/s (${machine.node})`)
+const svg = latencySvg(best, `Latency at ${settings.fixedRate}k deliveries/s, Node ${machine.node}`)
 writeFileSync(path.join(resultsDir, `${name}.json`), JSON.stringify(result, null, 2))
 writeFileSync(path.join(resultsDir, `${name}-latency.svg`), svg)
 const md = [

@@ -28,8 +28,10 @@ export interface Settings {
   recoveryMissed: number
   /** Upper bound of one publish phase, in ms. */
   phaseMs: number
+  /** Deliveries per second of the fixed-rate phase, in thousands: publishes/s = fixedRate × 1000 / subscribers (20/s at 1,000). */
   fixedRate: number
-  fixedRateEvents: number
+  /** Length of the fixed-rate phase, in ms (at least 10 publishes). */
+  fixedRateMs: number
   burst: number
   overloadBurst: number
   overloadEvents: number
@@ -213,6 +215,13 @@ async function measureOnce(
 export type ScenarioName = 'fanout' | 'per-user' | 'cross-instance' | 'memory' | 'recovery'
 export const SCENARIOS: ScenarioName[] = ['fanout', 'per-user', 'cross-instance', 'memory', 'recovery']
 
+/** The fixed-rate phase: the same deliveries/s at every subscriber count, so latency is not queueing. */
+function fixedPlan(s: Settings, n: number) {
+  const rate = (s.fixedRate * 1000) / n
+  const events = Math.max(10, Math.round((rate * s.fixedRateMs) / 1000))
+  return { label: `fixed ${s.fixedRate}k deliveries/s`, rate, events }
+}
+
 let seq = 0
 const nextSeq = (n: number) => {
   const first = seq
@@ -244,7 +253,8 @@ export async function runScenario(
         const base = { kind: 'fanout', topic: 'profile', maxMs: s.phaseMs } as const
         push('max rate, 1 publish/turn', n, await measure(x, { ...base, mode: 'turn', maxEvents: 100_000, firstSeq: nextSeq(100_000) }, n, waits))
         push(`bursts of ${s.burst}/turn`, n, await measure(x, { ...base, mode: 'burst', burst: s.burst, maxEvents: 100_000, firstSeq: nextSeq(100_000) }, n, waits))
-        push(`fixed ${s.fixedRate}/s`, n, await measure(x, { ...base, mode: 'rate', rate: s.fixedRate, maxEvents: s.fixedRateEvents, maxMs: 60_000, firstSeq: nextSeq(s.fixedRateEvents) }, n, waits))
+        const fixed = fixedPlan(s, n)
+        push(fixed.label, n, await measure(x, { ...base, mode: 'rate', rate: fixed.rate, maxEvents: fixed.events, maxMs: 60_000, firstSeq: nextSeq(fixed.events) }, n, waits))
       })
     }
   } else if (name === 'per-user') {
@@ -270,7 +280,8 @@ export async function runScenario(
       await x.client.request('connect', { url: urlOf(c, x.ports[1]!), proto: protoOf(c), impl: x.impl, groups: [{ n, topic: 'profile' }] }, 120_000)
       await sleep(500)
       const base = { kind: 'fanout', topic: 'profile', maxMs: s.phaseMs } as const
-      push(`fixed ${s.fixedRate}/s`, n, await measure(x, { ...base, mode: 'rate', rate: s.fixedRate, maxEvents: s.fixedRateEvents, maxMs: 60_000, firstSeq: nextSeq(s.fixedRateEvents) }, n, waits, 0))
+      const fixed = fixedPlan(s, n)
+      push(fixed.label, n, await measure(x, { ...base, mode: 'rate', rate: fixed.rate, maxEvents: fixed.events, maxMs: 60_000, firstSeq: nextSeq(fixed.events) }, n, waits, 0))
       push('paced, 1 publish/turn', n, await measure(x, { ...base, mode: 'turn', maxEvents: 100_000, firstSeq: nextSeq(100_000) }, n, waits, 0))
       push(
         `overload, bursts of ${s.overloadBurst}`,

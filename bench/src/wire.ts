@@ -24,6 +24,11 @@ export interface WireHandlers {
 }
 
 const EMPTY = Buffer.alloc(0)
+/**
+ * One read buffer shared by every socket (`onread`): no Buffer per read and no Readable stream in
+ * the way. Safe because a read is parsed before the next one, and a partial frame is copied out.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024)
 
 function frame(opcode: number, payload: Buffer): Buffer {
   const n = payload.length
@@ -44,7 +49,12 @@ function frame(opcode: number, payload: Buffer): Buffer {
 }
 
 export function connectWire(port: number, path: string, h: WireHandlers): WireSocket {
-  const sock = net.connect({ port, host: '127.0.0.1', noDelay: true })
+  const sock = net.connect({
+    port,
+    host: '127.0.0.1',
+    noDelay: true,
+    onread: { buffer: READ_BUFFER, callback: (n: number, b: Buffer) => void onChunk(b.subarray(0, n)) },
+  })
   let upgraded = false
   let open = false
   let buf: Buffer = EMPTY
@@ -56,13 +66,16 @@ export function connectWire(port: number, path: string, h: WireHandlers): WireSo
         `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
     )
   })
-  sock.on('data', (chunk: Buffer) => {
+  const onChunk = (chunk: Buffer) => {
     buf = buf.length ? Buffer.concat([buf, chunk]) : chunk
     if (!upgraded) {
       const end = buf.indexOf('\r\n\r\n')
-      if (end < 0) return
+      if (end < 0) {
+        buf = Buffer.from(buf)
+        return
+      }
       const status = buf.toString('latin1', 0, buf.indexOf('\r\n'))
-      if (!/^HTTP\/1\.1 101/.test(status)) {
+      if (!status.startsWith('HTTP/1.1 101')) {
         h.onError(new Error(`upgrade refused: ${status}`))
         sock.destroy()
         return
@@ -107,9 +120,9 @@ export function connectWire(port: number, path: string, h: WireHandlers): WireSo
         }
       }
     }
-    // Keep only the unparsed tail (copied, so the big chunk it came from can be freed).
-    buf = i === buf.length ? EMPTY : i === 0 ? buf : Buffer.from(buf.subarray(i))
-  })
+    // Keep only the unparsed tail, copied: the shared read buffer is reused by the next read.
+    buf = i === buf.length ? EMPTY : Buffer.from(buf.subarray(i))
+  }
   sock.on('error', (e) => h.onError(e))
   sock.on('close', () => {
     open = false
