@@ -63,6 +63,15 @@ describe('isValidTopic', () => {
     expect(isValidTopic('é')).toBe(false)
     expect(isValidTopic(undefined)).toBe(false)
   })
+
+  it('accepts one leading $ for system topics, and no $ elsewhere', () => {
+    expect(isValidTopic('$stats')).toBe(true)
+    expect(isValidTopic('$' + 'a'.repeat(199))).toBe(true)
+    expect(isValidTopic('$' + 'a'.repeat(200))).toBe(false)
+    expect(isValidTopic('$')).toBe(false)
+    expect(isValidTopic('$$stats')).toBe(false)
+    expect(isValidTopic('a$b')).toBe(false)
+  })
 })
 
 describe('parseServerFrame', () => {
