@@ -168,6 +168,9 @@ describe('/metrics', () => {
       realtime_bus_reconnects_total: 'counter',
       realtime_publish_to_send_seconds: 'histogram',
       realtime_bus_publish_seconds: 'histogram',
+      profile_app_user_cache_hits_total: 'counter',
+      profile_app_user_cache_misses_total: 'counter',
+      profile_app_user_cache_invalidations_total: 'counter',
     })
     for (const family of families.values()) expect(family.help, family.name).not.toBe('')
   })
@@ -244,6 +247,10 @@ describe('/metrics', () => {
       expect(total(closed) - total(before), name).toBe(expected)
     }
     expect(delta(before, closed, 'realtime_bus_reconnects_total')).toBe(0)
+    // The one edit dropped user 2 from the read cache twice: by the writer, then by its
+    // `cache:users` message (which every instance, this one included, acts on). No API read.
+    expect(delta(before, closed, 'profile_app_user_cache_invalidations_total')).toBe(2)
+    expect(delta(before, closed, 'profile_app_user_cache_hits_total') + delta(before, closed, 'profile_app_user_cache_misses_total')).toBe(0)
     expect(g(closed, 'realtime_bus_up')).toBe(1)
   })
 })

@@ -2,6 +2,9 @@
  * Metrics of the server: `stats()` (counters, latency histograms, busiest topics, bus reconnects)
  * and the same numbers through `createPrometheusMetrics` on a real prom-client registry.
  */
+import { readdirSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
 import { isValidTopic } from '../src/protocol.js'
@@ -126,6 +129,19 @@ describe('stats()', () => {
 })
 
 describe('createPrometheusMetrics', () => {
+  it('leaves prom-client out of the built package: no import or require of it, in code or types', () => {
+    const dist = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist')
+    const files = readdirSync(dist).filter((f) => /\.(c?js|d\.c?ts)$/.test(f))
+    expect(files.some((f) => f.startsWith('server.'))).toBe(true)
+    for (const file of files) {
+      // Doc comments may name it (the usage example); code lines may not.
+      const code = readFileSync(join(dist, file), 'utf8')
+        .split('\n')
+        .filter((line) => !/^\s*(\*|\/\/|\/\*)/.test(line))
+      expect(code.filter((line) => line.includes('prom-client')), file).toEqual([])
+    }
+  })
+
   it('exposes the numbers of stats() on a prom-client registry', async () => {
     server = await startServer({ heartbeatMs: 60_000, authorize: (_p, topic) => topic !== 'secret' })
     const registry = new Registry()

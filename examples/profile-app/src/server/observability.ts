@@ -5,7 +5,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import { createPrometheusMetrics, isRealtimeError, latencyQuantile, type RealtimeStats } from '@app/realtime/server'
 import type { FastifyInstance } from 'fastify'
-import { Registry } from 'prom-client'
+import { Counter, Registry } from 'prom-client'
 import type { ActivitySample, Refusal } from '../shared/topics.js'
 import { bearerToken } from './principal.js'
 
@@ -42,6 +42,23 @@ export function registerMetricsRoutes(app: FastifyInstance, metricsToken: string
   const registry = new Registry()
   const metrics = createPrometheusMetrics(app.realtime, { registry })
   app.addHook('onClose', async () => metrics.unregister())
+  // The app's own: the read cache of users (what `/api/stats` used to show).
+  const cache = app.userCache
+  for (const [name, help, read] of [
+    ['profile_app_user_cache_hits_total', 'Reads of a user served from the cache.', () => cache.hits],
+    ['profile_app_user_cache_misses_total', 'Reads of a user that went to the database.', () => cache.misses],
+    ['profile_app_user_cache_invalidations_total', 'Users dropped from the cache by a write on any instance.', () => cache.invalidations],
+  ] as const) {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset()
+        this.inc(read())
+      },
+    })
+  }
 
   app.get('/metrics', { logLevel: 'warn' }, async (request, reply) => {
     if (metricsToken !== undefined && !sameSecret(bearerToken(request.headers), metricsToken)) {
