@@ -282,7 +282,8 @@ export async function runScenario(
       const base = { kind: 'fanout', topic: 'profile', maxMs: s.phaseMs } as const
       const fixed = fixedPlan(s, n)
       push(fixed.label, n, await measure(x, { ...base, mode: 'rate', rate: fixed.rate, maxEvents: fixed.events, maxMs: 60_000, firstSeq: nextSeq(fixed.events) }, n, waits, 0))
-      push('paced, 1 publish/turn', n, await measure(x, { ...base, mode: 'turn', maxEvents: 100_000, firstSeq: nextSeq(100_000) }, n, waits, 0))
+      // Capped in count: a publisher without backpressure would queue minutes of fanout.
+      push('paced, 1 publish/turn', n, await measure(x, { ...base, mode: 'turn', maxEvents: s.overloadEvents, firstSeq: nextSeq(s.overloadEvents) }, n, waits, 0))
       push(
         `overload, bursts of ${s.overloadBurst}`,
         n,

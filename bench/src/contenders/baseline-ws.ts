@@ -4,7 +4,7 @@
  * a small in-memory history), serializes each publish once into one Buffer and sends that Buffer to
  * every socket. No backpressure, no limits, no heartbeat: nothing a library would leave out.
  * With bus 'redis', a publish is a Redis PUBLISH of the ready frame, and every instance fans out
- * the frames of channels it has local subscribers on.
+ * the frames of every channel of the run (one PSUBSCRIBE) to its local subscribers.
  */
 import { WebSocketServer, type WebSocket } from 'ws'
 import { Redis } from 'ioredis'
@@ -15,7 +15,6 @@ const HISTORY = 1000
 export async function createBaselineWs(o: ContenderOptions): Promise<ContenderServer> {
   const wss = new WebSocketServer({ server: o.http, path: '/ws', perMessageDeflate: false, clientTracking: false })
   const topics = new Map<string, Set<WebSocket>>()
-  const busReady = new Map<string, Promise<unknown>>()
   const history = new Map<string, { offset: number; frame: Buffer }[]>()
   const epoch = Math.random().toString(36).slice(2)
   let counter = 0
@@ -26,9 +25,11 @@ export async function createBaselineWs(o: ContenderOptions): Promise<ContenderSe
   if (o.bus === 'redis') {
     pub = new Redis(o.redisUrl)
     sub = new Redis(o.redisUrl)
-    sub.on('messageBuffer', (channel: Buffer, frame: Buffer) => {
+    // The floor needs no per-topic interest tracking: one pattern subscription for the run.
+    sub.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, frame: Buffer) => {
       fanout(channel.toString().slice(o.prefix.length), frame)
     })
+    await sub.psubscribe(`${o.prefix}*`)
   }
 
   function fanout(topic: string, frame: Buffer) {
@@ -52,11 +53,9 @@ export async function createBaselineWs(o: ContenderOptions): Promise<ContenderSe
       let set = topics.get(f.topic)
       if (!set) {
         topics.set(f.topic, (set = new Set()))
-        if (sub) busReady.set(f.topic, sub.subscribe(o.prefix + f.topic))
       }
       set.add(ws)
       mine.add(f.topic)
-      await busReady.get(f.topic)
       const h = history.get(f.topic) ?? []
       const since = f.since
       const from = since && since.epoch === epoch ? Number(since.offset) : NaN
