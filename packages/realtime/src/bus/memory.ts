@@ -24,10 +24,11 @@ interface Entry {
 }
 
 interface TopicState {
-  /** Ring buffer of the last `size` messages. */
-  ring: (Entry | undefined)[]
-  head: number
-  count: number
+  /**
+   * The last `size` messages, oldest first. A plain array that grows with use, so a topic with
+   * few messages (a `user:<id>` topic, say) costs a few bytes, not `size` slots.
+   */
+  entries: Entry[]
   /** Every message at or before this offset may be gone; history can recover only from here on. */
   floor: number
   /** Offset of the newest message of this topic (or `floor` when it has none). */
@@ -40,7 +41,7 @@ function randomEpoch(): string {
 }
 
 /**
- * The default bus: one process, nothing to install. Keeps a ring buffer of the last messages of
+ * The default bus: one process, nothing to install. Keeps a bounded buffer of the last messages of
  * each topic (bounded in count and age) and delivers synchronously, in publish order.
  *
  * Offsets are decimal integers from one counter for the whole bus, so an offset is never reused
@@ -79,15 +80,9 @@ export class InMemoryBus implements Bus {
     state.last = offset
     const message: BusMessage = { topic, data, epoch: this.epoch, offset: String(offset), publishedAt: performance.timeOrigin + performance.now() }
     if (this.size > 0) {
-      const index = (state.head + state.count) % this.size
-      if (state.count === this.size) {
-        // The oldest entry is overwritten: recovery from before it is no longer possible.
-        state.floor = (state.ring[state.head] as Entry).offset
-        state.head = (state.head + 1) % this.size
-      } else {
-        state.count++
-      }
-      state.ring[index] = { message, offset, at: Date.now() }
+      state.entries.push({ message, offset, at: Date.now() })
+      // The oldest entry goes: recovery from before it is no longer possible.
+      if (state.entries.length > this.size) state.floor = (state.entries.shift() as Entry).offset
     } else {
       state.floor = offset
     }
@@ -121,8 +116,7 @@ export class InMemoryBus implements Bus {
     const from = Number(since.offset)
     if (from < state.floor || from > state.last) return { messages: [], recovered: false, position }
     const messages: BusMessage[] = []
-    for (let i = 0; i < state.count; i++) {
-      const entry = state.ring[(state.head + i) % this.size] as Entry
+    for (const entry of state.entries) {
       if (entry.offset > from) messages.push(entry.message)
     }
     return { messages, recovered: true, position }
@@ -144,9 +138,7 @@ export class InMemoryBus implements Bus {
     let state = this.topics.get(topic)
     if (!state) {
       state = {
-        ring: new Array(this.size),
-        head: 0,
-        count: 0,
+        entries: [],
         floor: this.droppedWatermark,
         last: this.droppedWatermark,
         listeners: new Set(),
@@ -157,14 +149,11 @@ export class InMemoryBus implements Bus {
   }
 
   private evictExpired(state: TopicState, now: number): void {
-    while (state.count > 0) {
-      const entry = state.ring[state.head] as Entry
-      if (now - entry.at < this.ttlMs) break
-      state.floor = entry.offset
-      state.ring[state.head] = undefined
-      state.head = (state.head + 1) % this.size
-      state.count--
-    }
+    let expired = 0
+    while (expired < state.entries.length && now - (state.entries[expired] as Entry).at >= this.ttlMs) expired++
+    if (expired === 0) return
+    state.floor = (state.entries[expired - 1] as Entry).offset
+    state.entries.splice(0, expired)
   }
 
   /** Drops the state of topics with no listener and no live history, so idle topics cost nothing. */
@@ -172,7 +161,7 @@ export class InMemoryBus implements Bus {
     const now = Date.now()
     for (const [topic, state] of this.topics) {
       this.evictExpired(state, now)
-      if (state.count === 0 && state.listeners.size === 0) {
+      if (state.entries.length === 0 && state.listeners.size === 0) {
         if (state.last > this.droppedWatermark) this.droppedWatermark = state.last
         this.topics.delete(topic)
       }

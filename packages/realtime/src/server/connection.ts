@@ -85,11 +85,13 @@ export class Connection {
   /** Set once `hello` succeeded (or, with no `authenticate` hook, from the start). */
   private authenticated: boolean
   private helloPending = false
-  private readonly queuedFrames: string[] = []
+  /** Frames that came while `hello` was being authenticated (created only then). */
+  private queuedFrames: string[] | undefined
   private queuedBytes = 0
   private readonly subscriptions = new Map<string, ConnectionSubscription>()
   private readonly frames: TokenBucket
-  private readonly badFrames: TokenBucket
+  /** The bad-frame budget, created at the first bad frame (most connections never send one). */
+  private badFrames: TokenBucket | undefined
   private expiryTimer: ReturnType<typeof setTimeout> | undefined
   private handshakeTimer: ReturnType<typeof setTimeout> | undefined
   private closeTimer: ReturnType<typeof setTimeout> | undefined
@@ -99,17 +101,23 @@ export class Connection {
   /** The close code counted for this connection (what the server sent, or what ended the socket). */
   closeCode: number | undefined
 
+  /**
+   * The upgrade request, kept only where `authenticate` will need it (for `hello` and `auth`):
+   * an IncomingMessage held for a connection's lifetime costs kilobytes per idle connection.
+   */
+  readonly request: IncomingMessage | undefined
+
   constructor(
     readonly socket: WebSocket,
-    readonly request: IncomingMessage,
+    request: IncomingMessage,
     readonly address: string,
     private readonly ctx: ConnectionContext,
   ) {
+    this.request = ctx.authenticate ? request : undefined
     this.id = `${(++nextConnectionNumber).toString(36)}-${Math.random().toString(36).slice(2, 10)}`
     this.authenticated = !ctx.authenticate
     const { limits } = ctx
     this.frames = new TokenBucket(limits.frameBurst, limits.framesPerSecond)
-    this.badFrames = new TokenBucket(limits.maxBadFrames, 1)
     if (ctx.authenticate) {
       this.handshakeTimer = setTimeout(() => {
         if (!this.authenticated) this.close(CloseCode.HandshakeTimeout, 'hello timeout')
@@ -253,6 +261,7 @@ export class Connection {
     const text = data.toString('utf8')
     // Frames after a pending hello wait for it, so a client may pipeline hello and subscribes.
     if (this.helloPending) {
+      this.queuedFrames ??= []
       if (this.queuedFrames.length >= MAX_QUEUED_FRAMES || this.queuedBytes + data.length > MAX_QUEUED_BYTES) {
         count(this.ctx.stats.drops, 'queue_full')
         this.reject({ code: ErrorCode.RATE_LIMITED, message: 'too many frames before "welcome"' })
@@ -306,7 +315,7 @@ export class Connection {
       error.code === ErrorCode.INVALID_TOPIC ||
       error.code === ErrorCode.RATE_LIMITED ||
       error.code === ErrorCode.UNSUPPORTED_VERSION
-    if (abusive && !this.badFrames.take()) this.close(CloseCode.ProtocolAbuse, 'too many bad frames')
+    if (abusive && !(this.badFrames ??= new TokenBucket(this.ctx.limits.maxBadFrames, 1)).take()) this.close(CloseCode.ProtocolAbuse, 'too many bad frames')
   }
 
   private requireAuthenticated(id: FrameId | undefined, topic: string): boolean {
@@ -329,11 +338,11 @@ export class Connection {
     this.helloPending = true
     let result: unknown
     try {
-      result = await authenticate(this.request, frame.auth)
+      result = await authenticate(this.request as IncomingMessage, frame.auth)
       if (result === undefined || result === null || result === false) throw new Error('authenticate refused')
     } catch (error) {
       this.helloPending = false
-      this.queuedFrames.length = 0
+      this.queuedFrames = undefined
       this.queuedBytes = 0
       count(this.ctx.stats.refused, 'unauthorized')
       this.ctx.logger.info({ connectionId: this.id, reason: errorMessage(error) }, 'realtime: authentication refused')
@@ -349,9 +358,11 @@ export class Connection {
     if (expiresAt !== undefined) welcome.expiresAt = expiresAt
     this.send(welcome)
     this.queuedBytes = 0
-    for (const queued of this.queuedFrames.splice(0)) {
+    const queued = this.queuedFrames ?? []
+    this.queuedFrames = undefined
+    for (const frame of queued) {
       if (this.closed || this.helloPending) break
-      this.handle(queued)
+      this.handle(frame)
     }
   }
 
@@ -367,7 +378,7 @@ export class Connection {
     }
     let result: unknown
     try {
-      result = await authenticate(this.request, frame.auth)
+      result = await authenticate(this.request as IncomingMessage, frame.auth)
       if (result === undefined || result === null || result === false) throw new Error('authenticate refused')
     } catch (error) {
       count(this.ctx.stats.refused, 'unauthorized')
@@ -510,7 +521,7 @@ export class Connection {
       this.ctx.topics.leave(subscription)
     }
     this.subscriptions.clear()
-    this.queuedFrames.length = 0
+    this.queuedFrames = undefined
     this.queuedBytes = 0
     clearTimeout(this.expiryTimer)
     clearTimeout(this.handshakeTimer)

@@ -19,6 +19,11 @@ import type {
   TopicListenerHandle,
 } from './types.js'
 
+/** An upgrade socket's error ends it; a plain function, so no closure outlives the handshake. */
+function destroySocket(this: Duplex): void {
+  this.destroy()
+}
+
 const silentLogger: Logger = { info() {}, warn() {}, error() {} }
 
 /** How many topics `stats().busiestTopics` lists. */
@@ -129,7 +134,7 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
   }
 
   function handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy())
+    socket.on('error', destroySocket)
     if (closing) return refuse(socket, 503, 'shutting_down', 'the server is shutting down')
     const origin = request.headers.origin
     if (allowedOrigins && (!origin || !allowedOrigins.has(origin))) {
@@ -146,7 +151,15 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     perAddress.set(address, (perAddress.get(address) ?? 0) + 1)
     const placeholder = { address } as Connection
     connections.add(placeholder)
+    // `ws` answers a bad handshake itself and never calls back: undo the reservation then. The
+    // listener goes once the handshake succeeds (often synchronously, inside handleUpgrade), so
+    // that it does not keep this scope — and the upgrade request — alive for the connection's life.
+    const release = (): void => {
+      if (connections.delete(placeholder)) ctx.onClosed(placeholder)
+    }
+    socket.once('close', release)
     wss.handleUpgrade(request, socket, head, (ws: WebSocket) => {
+      socket.off('close', release)
       connections.delete(placeholder)
       if (closing) {
         ws.close(CloseCode.GoingAway, 'server shutting down')
@@ -157,10 +170,6 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
       connections.add(connection)
       stats.connectionsOpened++
       logger.info({ connectionId: connection.id, address, connections: connections.size }, 'realtime: connection opened')
-    })
-    // `ws` answers a bad handshake itself and never calls back: undo the reservation then.
-    socket.once('close', () => {
-      if (connections.delete(placeholder)) ctx.onClosed(placeholder)
     })
   }
 

@@ -34,6 +34,9 @@ export interface Subscription {
 /** A server-side listener registered with `onTopic`. */
 export type ServerTopicListener = (payload: unknown, position: Position) => void
 
+/** The `ready` of a topic whose bus subscription is in place: one shared promise, not one per topic. */
+const SUBSCRIBED: Promise<void> = Promise.resolve()
+
 /** Builds the text of a patch frame from a bus message: the payload is already JSON. */
 export function patchFrameText(topicJson: string, message: BusMessage): string {
   return (
@@ -52,12 +55,13 @@ export function patchFrameText(topicJson: string, message: BusMessage): string {
 /** The local members of one topic on this server instance, and its one bus subscription. */
 class LocalTopic {
   readonly subscribers = new Set<Subscription>()
-  readonly listeners = new Set<ServerTopicListener>()
+  /** Server-side `onTopic` listeners; created on the first one (most topics never have any). */
+  listeners: Set<ServerTopicListener> | undefined
   readonly topicJson: string
   /** Patch frames handed to subscribers by the live fanout (for `stats().busiestTopics`). */
   delivered = 0
   /** Resolves once the bus subscription is in place. */
-  ready: Promise<void> = Promise.resolve()
+  ready: Promise<void> = SUBSCRIBED
 
   constructor(
     readonly name: string,
@@ -68,7 +72,7 @@ class LocalTopic {
   }
 
   get size(): number {
-    return this.subscribers.size + this.listeners.size
+    return this.subscribers.size + (this.listeners?.size ?? 0)
   }
 
   /** The bus listener: one frame text and one buffer per message, shared by every subscriber. */
@@ -88,10 +92,10 @@ class LocalTopic {
       this.delivered += sent
       this.onDelivered(sent, message)
     }
-    if (this.listeners.size > 0) this.notifyListeners(message)
+    if (this.listeners !== undefined && this.listeners.size > 0) this.notifyListeners(message, this.listeners)
   }
 
-  private notifyListeners(message: BusMessage): void {
+  private notifyListeners(message: BusMessage, listeners: Set<ServerTopicListener>): void {
     let payload: unknown
     try {
       payload = JSON.parse(message.data)
@@ -100,7 +104,7 @@ class LocalTopic {
       return
     }
     const position: Position = { epoch: message.epoch, offset: message.offset }
-    for (const listener of this.listeners) {
+    for (const listener of listeners) {
       try {
         listener(payload, position)
       } catch (error) {
@@ -138,7 +142,7 @@ export class LocalTopics {
   /** Adds a server-side listener; resolves once the bus delivers the topic. */
   listen(name: string, listener: ServerTopicListener): Promise<void> {
     const topic = this.topicFor(name)
-    topic.listeners.add(listener)
+    ;(topic.listeners ??= new Set()).add(listener)
     return topic.ready
   }
 
@@ -150,7 +154,7 @@ export class LocalTopics {
 
   unlisten(name: string, listener: ServerTopicListener): Promise<void> {
     const topic = this.topics.get(name)
-    if (!topic || !topic.listeners.delete(listener)) return Promise.resolve()
+    if (!topic || !topic.listeners?.delete(listener)) return Promise.resolve()
     return this.releaseIfEmpty(topic)
   }
 
@@ -187,11 +191,17 @@ export class LocalTopics {
     let topic = this.topics.get(name)
     if (!topic) {
       const created = new LocalTopic(name, this.onDelivered, this.logger)
-      created.ready = this.bus.subscribe(name, created.onMessage).catch((error: unknown) => {
-        // Leave the map so the next member retries the bus subscription.
-        if (this.topics.get(name) === created) this.topics.delete(name)
-        throw error
-      })
+      created.ready = this.bus.subscribe(name, created.onMessage).then(
+        () => {
+          // Once in place, the shared resolved promise stands in: nothing kept per topic.
+          if (created.ready !== SUBSCRIBED) created.ready = SUBSCRIBED
+        },
+        (error: unknown) => {
+          // Leave the map so the next member retries the bus subscription.
+          if (this.topics.get(name) === created) this.topics.delete(name)
+          throw error
+        },
+      )
       this.topics.set(name, created)
       topic = created
     }
