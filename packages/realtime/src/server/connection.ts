@@ -74,6 +74,22 @@ interface ConnectionSubscription extends Subscription {
 
 let nextConnectionNumber = 0
 
+const CONNECTION = Symbol('realtime.connection')
+type SocketWithConnection = WebSocket & { [CONNECTION]: Connection }
+
+function onSocketMessage(this: WebSocket, data: unknown, isBinary: boolean): void {
+  ;(this as SocketWithConnection)[CONNECTION].onMessage(data as Buffer, isBinary)
+}
+function onSocketPong(this: WebSocket): void {
+  ;(this as SocketWithConnection)[CONNECTION].alive = true
+}
+function onSocketClose(this: WebSocket, code: number): void {
+  ;(this as SocketWithConnection)[CONNECTION].onClose(code)
+}
+function onSocketError(this: WebSocket, error: Error): void {
+  ;(this as SocketWithConnection)[CONNECTION].onSocketError(error)
+}
+
 /**
  * One client connection: parses its frames, runs hello/auth, subscribes and unsubscribes it, and
  * sends it frames with backpressure. Written against `ws`' WebSocket, of which it uses `send`,
@@ -123,13 +139,13 @@ export class Connection {
         if (!this.authenticated) this.close(CloseCode.HandshakeTimeout, 'hello timeout')
       }, limits.handshakeTimeoutMs)
     }
-    socket.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
-    socket.on('pong', () => {
-      this.alive = true
-    })
-    socket.on('close', (code) => this.onClose(code))
+    // Shared listener functions find their connection on the socket: no closures per connection.
+    ;(socket as SocketWithConnection)[CONNECTION] = this
+    socket.on('message', onSocketMessage)
+    socket.on('pong', onSocketPong)
+    socket.on('close', onSocketClose)
     // Without an 'error' listener a socket error would crash the process.
-    socket.on('error', (error) => this.onSocketError(error))
+    socket.on('error', onSocketError)
   }
 
   get subscriptionCount(): number {
@@ -245,7 +261,8 @@ export class Connection {
     }
   }
 
-  private onMessage(data: Buffer, isBinary: boolean): void {
+  /** @internal */
+  onMessage(data: Buffer, isBinary: boolean): void {
     if (this.closed) return
     this.alive = true
     this.ctx.stats.messagesIn++
@@ -531,7 +548,8 @@ export class Connection {
    * `ws` closes a connection itself on a frame it cannot accept (too large: 1009, not UTF-8: 1007,
    * broken framing: 1002) and then reports the close as 1006: count it under the code it sent.
    */
-  private onSocketError(error: Error & { code?: string }): void {
+  /** @internal */
+  onSocketError(error: Error & { code?: string }): void {
     this.ctx.logger.debug?.({ err: error, connectionId: this.id }, 'realtime: socket error')
     const code = error.code === undefined ? undefined : WS_ERROR_CLOSE_CODES[error.code]
     if (code === undefined || this.closed) return
@@ -540,7 +558,8 @@ export class Connection {
     this.detach()
   }
 
-  private onClose(code: number): void {
+  /** @internal */
+  onClose(code: number): void {
     clearTimeout(this.closeTimer)
     if (!this.closed) {
       this.closed = true
