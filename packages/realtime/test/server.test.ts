@@ -280,13 +280,16 @@ describe('limits', () => {
       const f = JSON.parse(d.toString())
       if (f.type === 'patch') received.push(f.payload.n)
     })
-    for (let n = 0; n < 600; n++) {
-      await server!.realtime.publishTopic('burst', { n, big })
+    // Publish until the server gives up on the slow one: how much the kernel's socket buffers
+    // absorb first varies (loopback buffers grow to several MiB), so the count is bounded, not fixed.
+    let n = 0
+    while (server!.realtime.stats().closes['4008'] !== 1 && n < 4000) {
+      await server!.realtime.publishTopic('burst', { n: n++, big })
       if (n % 50 === 0) await sleep(1)
     }
     await waitFor(() => server!.realtime.stats().closes['4008'] === 1, 10_000, 'slow consumer close')
-    await waitFor(() => received.length === 600, 10_000, 'good client to receive all')
-    expect(received).toEqual(Array.from({ length: 600 }, (_, i) => i))
+    await waitFor(() => received.length === n, 10_000, 'good client to receive all')
+    expect(received).toEqual(Array.from({ length: n }, (_, i) => i))
     expect(server!.realtime.stats().drops.slow_consumer).toBe(1)
   })
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import { compareOffsets, type Bus, type BusMessage } from '../bus/types.js'
 import {
@@ -14,6 +15,7 @@ import {
   type SubscribeFrame,
   type UnsubscribeFrame,
 } from '../protocol.js'
+import { uncorkAtEndOfTick } from './cork.js'
 import { TokenBucket } from './limits.js'
 import { count, type StatsCounters } from './stats.js'
 import type { LocalTopics, Subscription } from './topics.js'
@@ -123,8 +125,13 @@ export class Connection {
    */
   readonly request: IncomingMessage | undefined
 
+  /** Whether `raw` is corked until the end of this tick (see cork.ts). */
+  private corked = false
+
   constructor(
     readonly socket: WebSocket,
+    /** The TCP socket under `socket`: corked per tick so that a tick's frames go in one write. */
+    private readonly raw: Duplex,
     request: IncomingMessage,
     readonly address: string,
     private readonly ctx: ConnectionContext,
@@ -152,13 +159,34 @@ export class Connection {
     return this.subscriptions.size
   }
 
+  /**
+   * @internal Ends the tick's cork: the frames of the tick leave in one write. Also called early
+   * when the corked frames pass the buffer limit; the later call from the tick's flush is then a
+   * no-op (uncorking a socket that is not corked does nothing).
+   */
+  uncorkTick(): void {
+    if (!this.corked) return
+    this.corked = false
+    this.raw.uncork()
+  }
+
   /** Sends one text frame unless the peer is too far behind, in which case it is closed 4008. */
   sendFrame(frame: Buffer | string): void {
     const socket = this.socket
     if (this.closed || socket.readyState !== 1) return
     if (socket.bufferedAmount > this.ctx.limits.maxBufferedBytes) {
-      this.slow()
-      return
+      // Part of it may only be this tick's corked frames: hand them to the kernel first, and
+      // call the peer slow only if they do not fit there either.
+      if (this.corked) this.uncorkTick()
+      if (socket.bufferedAmount > this.ctx.limits.maxBufferedBytes) {
+        this.slow()
+        return
+      }
+    }
+    if (!this.corked) {
+      this.corked = true
+      this.raw.cork()
+      uncorkAtEndOfTick(this)
     }
     socket.send(frame, SEND_OPTIONS)
     const stats = this.ctx.stats

@@ -166,7 +166,7 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
         ctx.onClosed(placeholder)
         return
       }
-      const connection = new Connection(ws, request, address, ctx)
+      const connection = new Connection(ws, socket, request, address, ctx)
       connections.add(connection)
       stats.connectionsOpened++
       logger.info({ connectionId: connection.id, address, connections: connections.size }, 'realtime: connection opened')
