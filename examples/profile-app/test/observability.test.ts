@@ -9,7 +9,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signInitData } from '../src/server/telegram/initData.js'
 import { BOT_TOKEN, SESSION_SECRET, sqliteStorage, startApp, type RunningApp, type TestStorage } from './utils/app.js'
-import { OwnRedis } from './utils/ownRedis.js'
+// The library's own-redis-server helper: one implementation for both packages' fault tests.
+import { OwnRedisServer as OwnRedis } from '../../../packages/realtime/test/utils/redis.js'
 import { parseExposition, valueOf, type Family } from './utils/prometheus.js'
 import { WireClient } from './utils/wire.js'
 
