@@ -1,17 +1,11 @@
+import { ErrorCode } from './protocol.js'
+
 /**
  * Every error code a `RealtimeError` can carry. Protocol error codes (sent in `error` frames) are a
  * subset; `BUS_UNAVAILABLE`, `CLOSED`, `TIMEOUT` and `INVALID_PAYLOAD` are local to a process.
  */
 export const RealtimeErrorCode = {
-  BAD_REQUEST: 'BAD_REQUEST',
-  UNKNOWN_TYPE: 'UNKNOWN_TYPE',
-  INVALID_TOPIC: 'INVALID_TOPIC',
-  UNAUTHORIZED: 'UNAUTHORIZED',
-  FORBIDDEN: 'FORBIDDEN',
-  TOO_MANY_SUBSCRIPTIONS: 'TOO_MANY_SUBSCRIPTIONS',
-  RATE_LIMITED: 'RATE_LIMITED',
-  UNSUPPORTED_VERSION: 'UNSUPPORTED_VERSION',
-  INTERNAL: 'INTERNAL',
+  ...ErrorCode,
   /** The bus (e.g. Redis) cannot be reached; the publish did not happen. */
   BUS_UNAVAILABLE: 'BUS_UNAVAILABLE',
   /** The payload failed the topic's schema, or cannot be serialized as JSON. */
