@@ -211,7 +211,8 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
       const position = await bus.publish(topic, data)
       stats.busPublish.observe((performance.now() - started) / 1000)
       stats.published++
-      logPublished(logger, topic, position, topics.subscriptionsOf(topic).size)
+      // Without a logger, not even the log record is built: this runs once per publish.
+      if (logger !== silentLogger) logPublished(logger, topic, position, topics.subscriptionsOf(topic).size)
       return position
     } catch (error) {
       if (isRealtimeError(error)) throw error
