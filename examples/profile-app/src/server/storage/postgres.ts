@@ -1,6 +1,6 @@
 import pg from 'pg'
 import type { User } from '../../shared/topics.js'
-import { nextUpdatedAt, toUser, UserNotFoundError, type UserChanges, type UserRepository, type UserRow as Row, type UserUpdate } from './repository.js'
+import { applyChanges, nextUpdatedAt, toUser, UserNotFoundError, type UserChanges, type UserRepository, type UserRow as Row, type UserUpdate } from './repository.js'
 
 /** Profiles in PostgreSQL, for instances on several machines. */
 export class PostgresUserRepository implements UserRepository {
@@ -116,12 +116,7 @@ export class PostgresUserRepository implements UserRepository {
     const { rows } = await client.query<Row>(`SELECT * FROM ${this.#table} WHERE user_id = $1 FOR UPDATE`, [userId])
     const row = rows[0]
     if (!row) return null
-    const user: User = {
-      userId,
-      tgUsername: changes.tgUsername ?? row.tg_username,
-      photoUrl: changes.photoUrl !== undefined ? changes.photoUrl : row.photo_url,
-      updatedAt: nextUpdatedAt(row.updated_at),
-    }
+    const user = applyChanges(row, changes)
     await client.query(`UPDATE ${this.#table} SET tg_username = $1, photo_url = $2, updated_at = $3 WHERE user_id = $4`, [
       user.tgUsername,
       user.photoUrl,

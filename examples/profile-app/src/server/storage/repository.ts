@@ -58,3 +58,13 @@ export interface UserRow {
 export function toUser(row: UserRow): User {
   return { userId: row.user_id, tgUsername: row.tg_username, photoUrl: row.photo_url, updatedAt: row.updated_at }
 }
+
+/** The user a row becomes with `changes` applied (absent fields kept), with a new `updatedAt`. */
+export function applyChanges(row: UserRow, changes: UserChanges): User {
+  return {
+    userId: row.user_id,
+    tgUsername: changes.tgUsername ?? row.tg_username,
+    photoUrl: changes.photoUrl !== undefined ? changes.photoUrl : row.photo_url,
+    updatedAt: nextUpdatedAt(row.updated_at),
+  }
+}

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import type { User } from '../../shared/topics.js'
-import { nextUpdatedAt, toUser, UserNotFoundError, type UserChanges, type UserRepository, type UserRow as Row, type UserUpdate } from './repository.js'
+import { applyChanges, nextUpdatedAt, toUser, UserNotFoundError, type UserChanges, type UserRepository, type UserRow as Row, type UserUpdate } from './repository.js'
 
 /** Profiles in one SQLite file; WAL mode lets several processes on one machine share it. */
 export class SqliteUserRepository implements UserRepository {
@@ -80,12 +80,7 @@ export class SqliteUserRepository implements UserRepository {
   #apply(userId: string, changes: UserChanges): User | null {
     const row = this.#getStmt.get(userId)
     if (!row) return null
-    const user: User = {
-      userId,
-      tgUsername: changes.tgUsername ?? row.tg_username,
-      photoUrl: changes.photoUrl !== undefined ? changes.photoUrl : row.photo_url,
-      updatedAt: nextUpdatedAt(row.updated_at),
-    }
+    const user = applyChanges(row, changes)
     this.#updateStmt.run(user.tgUsername, user.photoUrl, user.updatedAt, userId)
     return user
   }
