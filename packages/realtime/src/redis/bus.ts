@@ -14,6 +14,7 @@ import {
 import { RealtimeError } from '../errors.js'
 import type { Position } from '../topics.js'
 import { Deadlines, REDIS_BUS_CONNECTION_OPTIONS, quit } from './connection.js'
+import { DEFAULT_MAX_WINDOW, DEFAULT_TARGET_LAG_MS, PublishFlow, type FlowControlOptions, type FlowControlState } from './flow.js'
 import { historyResult, streamIdOf, type HistoryReply } from './history.js'
 import { HISTORY_SCRIPT, PUBLISH_SCRIPT } from './scripts.js'
 
@@ -33,6 +34,13 @@ export interface RedisBusOptions {
   publishTimeoutMs?: number
   /** Called when a listener throws; the other listeners still get the message. Default: console.error. */
   onListenerError?: (error: unknown, message: BusMessage) => void
+  /**
+   * Publisher backpressure: `publish` waits while the instances receiving this bus's messages are
+   * further behind than `targetLagMs` (see the docs). `false` turns it off: publishes then only
+   * wait for Redis, and a publisher faster than delivery queues in Redis and in the receivers.
+   * Default: on, `{ targetLagMs: 100 }`.
+   */
+  flowControl?: FlowControlOptions | false
 }
 
 interface TopicSubscription {
@@ -86,6 +94,11 @@ export class RedisBus implements Bus {
   /** Set once the subscriber connection was lost: the next 'ready' must re-subscribe and fill gaps. */
   private subLost = false
   private readonly detach: () => void
+  /** This bus's id: where other instances send their answers to its flow-control probes. */
+  private readonly id = randomBytes(9).toString('base64url')
+  private readonly flow: PublishFlow | undefined
+  /** Whether the flow-control answers channel is (being) subscribed. */
+  private ackSubscribed = false
 
   constructor(options: RedisBusOptions = {}) {
     if (options.redis) {
@@ -108,6 +121,16 @@ export class RedisBus implements Bus {
       options.onListenerError ??
       ((error, message) => console.error(`[@app/realtime] bus listener for "${message.topic}" threw`, error))
     this.status = this.computeStatus()
+    if (options.flowControl !== false) {
+      this.flow = new PublishFlow(
+        {
+          targetLagMs: Math.max(1, options.flowControl?.targetLagMs ?? DEFAULT_TARGET_LAG_MS),
+          maxWindow: Math.max(4, Math.floor(options.flowControl?.maxWindow ?? DEFAULT_MAX_WINDOW)),
+          timeoutMs: this.deadlines.timeoutMs,
+        },
+        (seq) => this.pub.publish(this.probeChannel, `${this.id} ${seq}`),
+      )
+    }
 
     const onMessage = (channel: string, text: string) => this.receive(channel, text)
     const onChange = () => this.updateStatus()
@@ -115,11 +138,17 @@ export class RedisBus implements Bus {
       if (this.subLost) {
         this.subLost = false
         void this.resubscribeAll()
+        if (this.ackSubscribed) {
+          this.ackSubscribed = false
+          this.armFlow()
+        }
       }
       this.updateStatus()
     }
     const onSubDown = () => {
       this.subLost = true
+      // No answers can come: publishes no longer wait for them.
+      this.flow?.setArmed(false)
       this.updateStatus()
     }
     // Without an 'error' listener ioredis logs every failed reconnect attempt as unhandled.
@@ -179,9 +208,22 @@ export class RedisBus implements Bus {
     return [...this.topics].filter(([, t]) => t.subscribed).map(([topic]) => topic)
   }
 
+  /** The state of the publisher flow control (`undefined` when it is off). */
+  get flowControl(): FlowControlState | undefined {
+    return this.flow?.state()
+  }
+
   async publish(topic: string, data: string): Promise<Position> {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
-    const [epoch, offset] = (await this.deadlines.run(`publish to "${topic}"`, this.pub, () =>
+    if (this.flow) {
+      if (!this.ackSubscribed) this.armFlow()
+      const wait = this.flow.admit()
+      if (wait) {
+        await wait
+        if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
+      }
+    }
+    const reply = this.deadlines.run(`publish to "${topic}"`, this.pub, () =>
       (this.pub as RedisWithScripts).realtimeBusPublish(
         this.streamKey(topic),
         this.metaKey(topic),
@@ -192,7 +234,10 @@ export class RedisBus implements Bus {
         this.channel(topic),
         randomEpoch(),
       ),
-    )) as [string, string]
+    )
+    // Counted as started now, so that a probe sent next goes out after this publish.
+    this.flow?.started()
+    const [epoch, offset] = (await reply) as [string, string]
     this.published++
     return { epoch, offset }
   }
@@ -266,11 +311,14 @@ export class RedisBus implements Bus {
     if (this.closed) return
     this.closed = true
     const channels = this.subscribedTopics.map((topic) => this.channel(topic))
+    if (channels.length > 0) channels.push(this.probeChannel)
+    if (this.ackSubscribed) channels.push(this.ackChannel)
     this.topics.clear()
     this.statusListeners.clear()
     this.gapListeners.clear()
     this.detach()
     this.deadlines.abortAll(new RealtimeError('CLOSED', 'the bus was closed'))
+    this.flow?.abort(new RealtimeError('CLOSED', 'the bus was closed'))
     if (this.ownsConnections) {
       await Promise.all([quit(this.pub), quit(this.sub)])
     } else if (channels.length > 0 && this.sub.status === 'ready') {
@@ -290,6 +338,31 @@ export class RedisBus implements Bus {
     return `${this.prefix}c:${topic}`
   }
 
+  /** Where publishers send flow-control probes; every instance with a topic subscribed reads it. */
+  private get probeChannel(): string {
+    return `${this.prefix}p`
+  }
+
+  /** Where the other instances answer this bus's probes. */
+  private get ackChannel(): string {
+    return `${this.prefix}a:${this.id}`
+  }
+
+  /** Subscribes the answers channel; flow control is armed once it is in place. */
+  private armFlow(): void {
+    if (this.ackSubscribed || this.closed || !this.flow) return
+    this.ackSubscribed = true
+    this.deadlines.run('subscription to flow-control answers', this.sub, () => this.sub.subscribe(this.ackChannel)).then(
+      () => {
+        if (!this.closed && this.ackSubscribed && this.sub.status === 'ready') this.flow?.setArmed(true)
+      },
+      () => {
+        // Try again with the next publish.
+        this.ackSubscribed = false
+      },
+    )
+  }
+
   /** Brings the channel's Redis subscription in line with whether the topic has listeners. */
   private reconcile(topic: string, state: TopicSubscription): Promise<void> {
     const run = async () => {
@@ -301,7 +374,8 @@ export class RedisBus implements Bus {
         if (this.sub.status === 'ready') await this.sub.unsubscribe(this.channel(topic)).catch(() => {})
         return
       }
-      await this.deadlines.run(`subscription to "${topic}"`, this.sub, () => this.sub.subscribe(this.channel(topic)))
+      // The probe channel comes with the first topic (subscribing it again is a no-op in Redis).
+      await this.deadlines.run(`subscription to "${topic}"`, this.sub, () => this.sub.subscribe(this.channel(topic), this.probeChannel))
       state.subscribed = true
       if (!state.last && !state.base) {
         state.base = await this.readHistory(topic).then(
@@ -320,6 +394,17 @@ export class RedisBus implements Bus {
   }
 
   private receive(channel: string, text: string): void {
+    if (channel === this.probeChannel) {
+      // Every message published before the probe has been handed to the listeners: answer it.
+      const space = text.indexOf(' ')
+      if (space > 0) this.pub.publish(`${this.prefix}a:${text.slice(0, space)}`, `${text.slice(space + 1)} ${this.id}`).catch(() => {})
+      return
+    }
+    if (channel === this.ackChannel) {
+      const space = text.indexOf(' ')
+      if (space > 0) this.flow?.ack(Number(text.slice(0, space)), text.slice(space + 1))
+      return
+    }
     if (!channel.startsWith(this.prefix + 'c:')) return
     const topic = channel.slice(this.prefix.length + 2)
     this.received++

@@ -15,6 +15,23 @@ export const REDIS_BUS_CONNECTION_OPTIONS: RedisOptions = {
   retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
 }
 
+/** One wait per connection for its next 'ready', shared by every call that waits meanwhile. */
+const readiness = new WeakMap<Redis, Promise<void>>()
+
+function whenReady(connection: Redis): Promise<void> {
+  let ready = readiness.get(connection)
+  if (!ready) {
+    ready = new Promise<void>((resolve) =>
+      connection.once('ready', () => {
+        readiness.delete(connection)
+        resolve()
+      }),
+    )
+    readiness.set(connection, ready)
+  }
+  return ready
+}
+
 /**
  * Runs Redis calls within a time bound, waiting for a connection that is (re)connecting first:
  * with the offline queue off, a call on a connection that is not ready would fail at once, also
@@ -24,13 +41,14 @@ export class Deadlines {
   /** Rejecters of the calls in progress, so that closing the bus ends them at once. */
   private readonly inProgress = new Set<(error: RealtimeError) => void>()
 
-  constructor(private readonly timeoutMs: number) {}
+  constructor(readonly timeoutMs: number) {}
 
   /** Runs `call` once `connection` is ready, all within the bound; else `BUS_UNAVAILABLE`. */
   async run<T>(what: string, connection: Redis, call: () => Promise<T>): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined
-    let stopWaiting: (() => void) | undefined
     let abort: ((error: RealtimeError) => void) | undefined
+    // Once the caller was told it failed, a call still waiting for the connection must never run.
+    let over = false
     const deadline = new Promise<never>((_, reject) => {
       abort = reject
       this.inProgress.add(reject)
@@ -41,10 +59,8 @@ export class Deadlines {
     })
     const attempt = (async () => {
       if (connection.status !== 'ready') {
-        await new Promise<void>((resolve) => {
-          connection.once('ready', resolve)
-          stopWaiting = () => connection.off('ready', resolve)
-        })
+        await whenReady(connection)
+        if (over) throw new RealtimeError('BUS_UNAVAILABLE', `the ${what} was given up`)
       }
       return call()
     })()
@@ -54,9 +70,9 @@ export class Deadlines {
       if (error instanceof RealtimeError) throw error
       throw new RealtimeError('BUS_UNAVAILABLE', `Redis failed the ${what}: ${(error as Error).message}`, { cause: error })
     } finally {
+      over = true
       clearTimeout(timer)
       if (abort) this.inProgress.delete(abort)
-      stopWaiting?.()
       // The attempt may still settle after the deadline; its outcome is already reported.
       attempt.catch(() => {})
     }

@@ -4,3 +4,4 @@
  */
 export { RedisBus, type RedisBusOptions } from './bus.js'
 export { REDIS_BUS_CONNECTION_OPTIONS } from './connection.js'
+export type { FlowControlOptions, FlowControlState } from './flow.js'
