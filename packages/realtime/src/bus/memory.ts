@@ -25,15 +25,23 @@ interface Entry {
 
 interface TopicState {
   /**
-   * The last `size` messages, oldest first. A plain array that grows with use, so a topic with
-   * few messages (a `user:<id>` topic, say) costs a few bytes, not `size` slots.
+   * The last `size` messages, oldest first: created at the topic's first message, then a plain
+   * array that grows with use, so a topic with few messages (a `user:<id>` topic, say) costs a few
+   * bytes, not `size` slots, and one with none costs nothing.
    */
-  entries: Entry[]
+  entries: Entry[] | undefined
   /** Every message at or before this offset may be gone; history can recover only from here on. */
   floor: number
   /** Offset of the newest message of this topic (or `floor` when it has none). */
   last: number
-  listeners: Set<BusListener>
+  /** The listener while the topic has had at most one (most topics): no Set for it. */
+  listener: BusListener | undefined
+  /** Every listener, in subscription order, once a second one came. */
+  listeners: Set<BusListener> | undefined
+}
+
+function hasListeners(state: TopicState): boolean {
+  return state.listener !== undefined || state.listeners !== undefined
 }
 
 function randomEpoch(): string {
@@ -80,29 +88,42 @@ export class InMemoryBus implements Bus {
     state.last = offset
     const message: BusMessage = { topic, data, epoch: this.epoch, offset: String(offset), publishedAt: performance.timeOrigin + performance.now() }
     if (this.size > 0) {
-      state.entries.push({ message, offset, at: Date.now() })
+      const entries = (state.entries ??= [])
+      entries.push({ message, offset, at: Date.now() })
       // The oldest entry goes: recovery from before it is no longer possible.
-      if (state.entries.length > this.size) state.floor = (state.entries.shift() as Entry).offset
+      if (entries.length > this.size) state.floor = (entries.shift() as Entry).offset
     } else {
       state.floor = offset
     }
-    for (const listener of state.listeners) {
-      try {
-        listener(message)
-      } catch (error) {
-        this.onListenerError(error, message)
-      }
-    }
+    if (state.listener !== undefined) this.deliver(state.listener, message)
+    else if (state.listeners !== undefined) for (const listener of state.listeners) this.deliver(listener, message)
     return { epoch: this.epoch, offset: message.offset }
+  }
+
+  private deliver(listener: BusListener, message: BusMessage): void {
+    try {
+      listener(message)
+    } catch (error) {
+      this.onListenerError(error, message)
+    }
   }
 
   async subscribe(topic: string, listener: BusListener): Promise<void> {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
-    this.state(topic).listeners.add(listener)
+    const state = this.state(topic)
+    if (state.listeners !== undefined) state.listeners.add(listener)
+    else if (state.listener === undefined) state.listener = listener
+    else if (state.listener !== listener) {
+      state.listeners = new Set([state.listener, listener])
+      state.listener = undefined
+    }
   }
 
   async unsubscribe(topic: string, listener: BusListener): Promise<void> {
-    this.topics.get(topic)?.listeners.delete(listener)
+    const state = this.topics.get(topic)
+    if (state === undefined) return
+    if (state.listener === listener) state.listener = undefined
+    else if (state.listeners?.delete(listener) && state.listeners.size === 0) state.listeners = undefined
   }
 
   async history(topic: string, since?: Position): Promise<HistoryResult> {
@@ -116,7 +137,7 @@ export class InMemoryBus implements Bus {
     const from = Number(since.offset)
     if (from < state.floor || from > state.last) return { messages: [], recovered: false, position }
     const messages: BusMessage[] = []
-    for (const entry of state.entries) {
+    for (const entry of state.entries ?? []) {
       if (entry.offset > from) messages.push(entry.message)
     }
     return { messages, recovered: true, position }
@@ -138,10 +159,11 @@ export class InMemoryBus implements Bus {
     let state = this.topics.get(topic)
     if (!state) {
       state = {
-        entries: [],
+        entries: undefined,
         floor: this.droppedWatermark,
         last: this.droppedWatermark,
-        listeners: new Set(),
+        listener: undefined,
+        listeners: undefined,
       }
       this.topics.set(topic, state)
     }
@@ -149,11 +171,14 @@ export class InMemoryBus implements Bus {
   }
 
   private evictExpired(state: TopicState, now: number): void {
+    const entries = state.entries
+    if (entries === undefined) return
     let expired = 0
-    while (expired < state.entries.length && now - (state.entries[expired] as Entry).at >= this.ttlMs) expired++
+    while (expired < entries.length && now - (entries[expired] as Entry).at >= this.ttlMs) expired++
     if (expired === 0) return
-    state.floor = (state.entries[expired - 1] as Entry).offset
-    state.entries.splice(0, expired)
+    state.floor = (entries[expired - 1] as Entry).offset
+    if (expired === entries.length) state.entries = undefined
+    else entries.splice(0, expired)
   }
 
   /** Drops the state of topics with no listener and no live history, so idle topics cost nothing. */
@@ -161,7 +186,7 @@ export class InMemoryBus implements Bus {
     const now = Date.now()
     for (const [topic, state] of this.topics) {
       this.evictExpired(state, now)
-      if (state.entries.length === 0 && state.listeners.size === 0) {
+      if (state.entries === undefined && !hasListeners(state)) {
         if (state.last > this.droppedWatermark) this.droppedWatermark = state.last
         this.topics.delete(topic)
       }

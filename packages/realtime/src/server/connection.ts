@@ -16,7 +16,7 @@ import {
   type UnsubscribeFrame,
 } from '../protocol.js'
 import { uncorkAtEndOfTick } from './cork.js'
-import { TokenBucket } from './limits.js'
+import { TokenBucket, bucketClockMs, takeToken } from './limits.js'
 import { count, type StatsCounters } from './stats.js'
 import type { LocalTopics, Subscription } from './topics.js'
 import type { ExpiringPrincipal, Limits, Logger, Principal, RealtimeServerOptions } from './types.js'
@@ -85,6 +85,36 @@ function onSocketMessage(this: WebSocket, data: unknown, isBinary: boolean): voi
 function onSocketPong(this: WebSocket): void {
   ;(this as SocketWithConnection)[CONNECTION].alive = true
 }
+
+/** Bits of `Connection.flags`: five booleans in one field. */
+const CLOSED = 1
+const ALIVE = 2
+const CORKED = 4
+const AUTHENTICATED = 8
+const HELLO_PENDING = 16
+
+/**
+ * What only some connections need (those with `authenticate`, a pending `hello`, bad frames, or
+ * that are closing), created at the first need: an idle connection does not carry these fields.
+ */
+interface ConnectionExtras {
+  principal: Principal
+  /**
+   * The upgrade request, kept only where `authenticate` will need it (for `hello` and `auth`):
+   * an IncomingMessage held for a connection's lifetime costs kilobytes per idle connection.
+   */
+  request: IncomingMessage | undefined
+  /** Frames that came while `hello` was being authenticated (created only then). */
+  queuedFrames: string[] | undefined
+  queuedBytes: number
+  /** The bad-frame budget, created at the first bad frame (most connections never send one). */
+  badFrames: TokenBucket | undefined
+  expiryTimer: ReturnType<typeof setTimeout> | undefined
+  handshakeTimer: ReturnType<typeof setTimeout> | undefined
+  closeTimer: ReturnType<typeof setTimeout> | undefined
+  /** The close code counted for this connection (what the server sent, or what ended the socket). */
+  closeCode: number | undefined
+}
 function onSocketClose(this: WebSocket, code: number): void {
   ;(this as SocketWithConnection)[CONNECTION].onClose(code)
 }
@@ -99,34 +129,18 @@ function onSocketError(this: WebSocket, error: Error): void {
  */
 export class Connection {
   readonly id: string
-  principal: Principal = undefined
-  /** Set once `hello` succeeded (or, with no `authenticate` hook, from the start). */
-  private authenticated: boolean
-  private helloPending = false
-  /** Frames that came while `hello` was being authenticated (created only then). */
-  private queuedFrames: string[] | undefined
-  private queuedBytes = 0
-  private readonly subscriptions = new Map<string, ConnectionSubscription>()
-  private readonly frames: TokenBucket
-  /** The bad-frame budget, created at the first bad frame (most connections never send one). */
-  private badFrames: TokenBucket | undefined
-  private expiryTimer: ReturnType<typeof setTimeout> | undefined
-  private handshakeTimer: ReturnType<typeof setTimeout> | undefined
-  private closeTimer: ReturnType<typeof setTimeout> | undefined
-  private closed = false
-  /** Cleared by each heartbeat, set by every pong and frame. */
-  alive = true
-  /** The close code counted for this connection (what the server sent, or what ended the socket). */
-  closeCode: number | undefined
-
+  /** CLOSED, ALIVE, CORKED, AUTHENTICATED and HELLO_PENDING. */
+  private flags: number
+  /** The subscription while the connection has at most one (most do): no Map for it. */
+  private one: ConnectionSubscription | undefined = undefined
+  /** Every subscription by topic, once a second one came. */
+  private many: Map<string, ConnectionSubscription> | undefined = undefined
   /**
-   * The upgrade request, kept only where `authenticate` will need it (for `hello` and `auth`):
-   * an IncomingMessage held for a connection's lifetime costs kilobytes per idle connection.
+   * The frame budget (a token bucket of `frameBurst` tokens refilled at `framesPerSecond`) as one
+   * number: when the bucket is full again. See `takeToken`.
    */
-  readonly request: IncomingMessage | undefined
-
-  /** Whether `raw` is corked until the end of this tick (see cork.ts). */
-  private corked = false
+  private framesFullAt: number
+  private extras: ConnectionExtras | undefined = undefined
 
   constructor(
     readonly socket: WebSocket,
@@ -136,14 +150,15 @@ export class Connection {
     readonly address: string,
     private readonly ctx: ConnectionContext,
   ) {
-    this.request = ctx.authenticate ? request : undefined
     this.id = `${(++nextConnectionNumber).toString(36)}-${Math.random().toString(36).slice(2, 10)}`
-    this.authenticated = !ctx.authenticate
+    this.flags = ctx.authenticate ? ALIVE : ALIVE | AUTHENTICATED
     const { limits } = ctx
-    this.frames = new TokenBucket(limits.frameBurst, limits.framesPerSecond)
+    this.framesFullAt = bucketClockMs()
     if (ctx.authenticate) {
-      this.handshakeTimer = setTimeout(() => {
-        if (!this.authenticated) this.close(CloseCode.HandshakeTimeout, 'hello timeout')
+      const extras = this.more()
+      extras.request = request
+      extras.handshakeTimer = setTimeout(() => {
+        if (!(this.flags & AUTHENTICATED)) this.close(CloseCode.HandshakeTimeout, 'hello timeout')
       }, limits.handshakeTimeoutMs)
     }
     // Shared listener functions find their connection on the socket: no closures per connection.
@@ -155,8 +170,89 @@ export class Connection {
     socket.on('error', onSocketError)
   }
 
+  private more(): ConnectionExtras {
+    return (this.extras ??= {
+      principal: undefined,
+      request: undefined,
+      queuedFrames: undefined,
+      queuedBytes: 0,
+      badFrames: undefined,
+      expiryTimer: undefined,
+      handshakeTimer: undefined,
+      closeTimer: undefined,
+      closeCode: undefined,
+    })
+  }
+
+  /** What `authenticate` returned (without its expiry); undefined without `authenticate`. */
+  get principal(): Principal {
+    return this.extras?.principal
+  }
+
+  /** The upgrade request, kept only where `authenticate` will need it. */
+  get request(): IncomingMessage | undefined {
+    return this.extras?.request
+  }
+
+  /** The close code counted for this connection (what the server sent, or what ended the socket). */
+  get closeCode(): number | undefined {
+    return this.extras?.closeCode
+  }
+
+  /** Cleared by each heartbeat, set by every pong and frame. */
+  get alive(): boolean {
+    return (this.flags & ALIVE) !== 0
+  }
+
+  set alive(value: boolean) {
+    this.flags = value ? this.flags | ALIVE : this.flags & ~ALIVE
+  }
+
+  private get closed(): boolean {
+    return (this.flags & CLOSED) !== 0
+  }
+
+  /** Marks the connection closed and counts its close code. */
+  private markClosed(code: number): void {
+    this.flags |= CLOSED
+    this.more().closeCode = code
+    count(this.ctx.stats.closes, code)
+  }
+
+  private subscription(topic: string): ConnectionSubscription | undefined {
+    if (this.many !== undefined) return this.many.get(topic)
+    const one = this.one
+    return one !== undefined && one.topic === topic ? one : undefined
+  }
+
+  private addSubscription(subscription: ConnectionSubscription): void {
+    if (this.many !== undefined) this.many.set(subscription.topic, subscription)
+    else if (this.one === undefined || this.one.topic === subscription.topic) this.one = subscription
+    else {
+      this.many = new Map([
+        [this.one.topic, this.one],
+        [subscription.topic, subscription],
+      ])
+      this.one = undefined
+    }
+  }
+
+  /** Removes `subscription` if it is still the connection's subscription to its topic. */
+  private removeSubscription(subscription: ConnectionSubscription): void {
+    if (this.many !== undefined) {
+      if (this.many.get(subscription.topic) !== subscription) return
+      this.many.delete(subscription.topic)
+      if (this.many.size === 0) this.many = undefined
+    } else if (this.one === subscription) this.one = undefined
+  }
+
+  private allSubscriptions(): ConnectionSubscription[] {
+    if (this.many !== undefined) return [...this.many.values()]
+    return this.one === undefined ? [] : [this.one]
+  }
+
   get subscriptionCount(): number {
-    return this.subscriptions.size
+    return this.many !== undefined ? this.many.size : this.one !== undefined ? 1 : 0
   }
 
   /**
@@ -165,26 +261,26 @@ export class Connection {
    * no-op (uncorking a socket that is not corked does nothing).
    */
   uncorkTick(): void {
-    if (!this.corked) return
-    this.corked = false
+    if (!(this.flags & CORKED)) return
+    this.flags &= ~CORKED
     this.raw.uncork()
   }
 
   /** Sends one text frame unless the peer is too far behind, in which case it is closed 4008. */
   sendFrame(frame: Buffer | string): void {
     const socket = this.socket
-    if (this.closed || socket.readyState !== 1) return
+    if (this.flags & CLOSED || socket.readyState !== 1) return
     if (socket.bufferedAmount > this.ctx.limits.maxBufferedBytes) {
       // Part of it may only be this tick's corked frames: hand them to the kernel first, and
       // call the peer slow only if they do not fit there either.
-      if (this.corked) this.uncorkTick()
+      this.uncorkTick()
       if (socket.bufferedAmount > this.ctx.limits.maxBufferedBytes) {
         this.slow()
         return
       }
     }
-    if (!this.corked) {
-      this.corked = true
+    if (!(this.flags & CORKED)) {
+      this.flags |= CORKED
       this.raw.cork()
       uncorkAtEndOfTick(this)
     }
@@ -201,16 +297,16 @@ export class Connection {
   /** Closes with a code; a peer that does not complete the close in time is destroyed. */
   close(code: number, reason: string): void {
     if (this.closed) return
-    this.closed = true
-    count(this.ctx.stats.closes, (this.closeCode = code))
+    this.markClosed(code)
     this.detach()
     try {
       this.socket.close(code, reason)
     } catch {
       this.socket.terminate()
     }
-    this.closeTimer = setTimeout(() => this.socket.terminate(), CLOSE_GRACE_MS)
-    this.closeTimer.unref?.()
+    const closeTimer = setTimeout(() => this.socket.terminate(), CLOSE_GRACE_MS)
+    closeTimer.unref?.()
+    this.more().closeTimer = closeTimer
   }
 
   /**
@@ -251,11 +347,11 @@ export class Connection {
   /** Called by the heartbeat: a peer that has not answered since the last beat is closed 4009. */
   heartbeat(): void {
     if (this.closed) return
-    if (!this.alive) {
+    if (!(this.flags & ALIVE)) {
       this.close(CloseCode.HeartbeatTimeout, 'heartbeat timeout')
       return
     }
-    this.alive = false
+    this.flags &= ~ALIVE
     try {
       this.socket.ping()
     } catch {
@@ -265,7 +361,7 @@ export class Connection {
 
   /** Removes this connection's subscription to `topic`, telling the client why. */
   revoke(topic: string, reason: string): boolean {
-    const subscription = this.subscriptions.get(topic)
+    const subscription = this.subscription(topic)
     if (!subscription) return false
     this.drop(subscription)
     count(this.ctx.stats.drops, 'revoked')
@@ -278,11 +374,11 @@ export class Connection {
    * with an unasked `subscribed` (`recovered: false`, the current position) so it refetches.
    */
   async resync(topic: string): Promise<void> {
-    const subscription = this.subscriptions.get(topic)
+    const subscription = this.subscription(topic)
     if (!subscription || subscription.pending) return
     try {
       const { position } = await this.ctx.bus.history(topic)
-      if (!subscription.active || this.subscriptions.get(topic) !== subscription) return
+      if (!subscription.active || this.subscription(topic) !== subscription) return
       this.send({ type: 'subscribed', topic, epoch: position.epoch, offset: position.offset, recovered: false })
     } catch (error) {
       this.ctx.logger.warn({ err: error, topic, connectionId: this.id }, 'realtime: resync after a bus gap failed')
@@ -291,29 +387,33 @@ export class Connection {
 
   /** @internal */
   onMessage(data: Buffer, isBinary: boolean): void {
-    if (this.closed) return
-    this.alive = true
+    if (this.flags & CLOSED) return
+    this.flags |= ALIVE
     this.ctx.stats.messagesIn++
     if (isBinary) {
       this.reject({ code: ErrorCode.BAD_REQUEST, message: 'binary frames are not supported; send JSON text' })
       return
     }
-    if (!this.frames.take()) {
+    const { limits } = this.ctx
+    const framesFullAt = takeToken(this.framesFullAt, bucketClockMs(), limits.frameBurst, limits.framesPerSecond)
+    if (framesFullAt === -Infinity) {
       count(this.ctx.stats.drops, 'rate_limited')
       this.reject({ code: ErrorCode.RATE_LIMITED, message: 'too many frames; slow down' })
       return
     }
+    this.framesFullAt = framesFullAt
     const text = data.toString('utf8')
     // Frames after a pending hello wait for it, so a client may pipeline hello and subscribes.
-    if (this.helloPending) {
-      this.queuedFrames ??= []
-      if (this.queuedFrames.length >= MAX_QUEUED_FRAMES || this.queuedBytes + data.length > MAX_QUEUED_BYTES) {
+    if (this.flags & HELLO_PENDING) {
+      const extras = this.more()
+      const queued = (extras.queuedFrames ??= [])
+      if (queued.length >= MAX_QUEUED_FRAMES || extras.queuedBytes + data.length > MAX_QUEUED_BYTES) {
         count(this.ctx.stats.drops, 'queue_full')
         this.reject({ code: ErrorCode.RATE_LIMITED, message: 'too many frames before "welcome"' })
         return
       }
-      this.queuedFrames.push(text)
-      this.queuedBytes += data.length
+      queued.push(text)
+      extras.queuedBytes += data.length
       return
     }
     this.handle(text)
@@ -360,11 +460,13 @@ export class Connection {
       error.code === ErrorCode.INVALID_TOPIC ||
       error.code === ErrorCode.RATE_LIMITED ||
       error.code === ErrorCode.UNSUPPORTED_VERSION
-    if (abusive && !(this.badFrames ??= new TokenBucket(this.ctx.limits.maxBadFrames, 1)).take()) this.close(CloseCode.ProtocolAbuse, 'too many bad frames')
+    if (!abusive) return
+    const extras = this.more()
+    if (!(extras.badFrames ??= new TokenBucket(this.ctx.limits.maxBadFrames, 1)).take()) this.close(CloseCode.ProtocolAbuse, 'too many bad frames')
   }
 
   private requireAuthenticated(id: FrameId | undefined, topic: string): boolean {
-    if (this.authenticated) return true
+    if (this.flags & AUTHENTICATED) return true
     this.reject({ code: ErrorCode.UNAUTHORIZED, message: 'send "hello" with credentials first', id, topic })
     return false
   }
@@ -372,41 +474,42 @@ export class Connection {
   private async onHello(frame: HelloFrame): Promise<void> {
     const authenticate = this.ctx.authenticate
     if (!authenticate) {
-      this.authenticated = true
+      this.flags |= AUTHENTICATED
       this.send({ type: 'welcome', v: PROTOCOL_VERSION, connectionId: this.id, heartbeatMs: this.ctx.heartbeatMs })
       return
     }
-    if (this.authenticated) {
+    if (this.flags & AUTHENTICATED) {
       this.reject({ code: ErrorCode.BAD_REQUEST, message: '"hello" was already accepted; use "auth" to renew credentials', id: frame.id })
       return
     }
-    this.helloPending = true
+    this.flags |= HELLO_PENDING
+    const extras = this.more()
     let result: unknown
     try {
-      result = await authenticate(this.request as IncomingMessage, frame.auth)
+      result = await authenticate(extras.request as IncomingMessage, frame.auth)
       if (result === undefined || result === null || result === false) throw new Error('authenticate refused')
     } catch (error) {
-      this.helloPending = false
-      this.queuedFrames = undefined
-      this.queuedBytes = 0
+      this.flags &= ~HELLO_PENDING
+      extras.queuedFrames = undefined
+      extras.queuedBytes = 0
       count(this.ctx.stats.refused, 'unauthorized')
       this.ctx.logger.info({ connectionId: this.id, reason: errorMessage(error) }, 'realtime: authentication refused')
       this.close(CloseCode.Unauthorized, 'unauthorized')
       return
     }
     if (this.closed) return
-    this.helloPending = false
-    this.authenticated = true
-    clearTimeout(this.handshakeTimer)
+    this.flags = (this.flags & ~HELLO_PENDING) | AUTHENTICATED
+    clearTimeout(extras.handshakeTimer)
+    extras.handshakeTimer = undefined
     const expiresAt = this.adopt(result)
     const welcome: ServerFrame = { type: 'welcome', v: PROTOCOL_VERSION, connectionId: this.id, heartbeatMs: this.ctx.heartbeatMs }
     if (expiresAt !== undefined) welcome.expiresAt = expiresAt
     this.send(welcome)
-    this.queuedBytes = 0
-    const queued = this.queuedFrames ?? []
-    this.queuedFrames = undefined
+    extras.queuedBytes = 0
+    const queued = extras.queuedFrames ?? []
+    extras.queuedFrames = undefined
     for (const frame of queued) {
-      if (this.closed || this.helloPending) break
+      if (this.flags & (CLOSED | HELLO_PENDING)) break
       this.handle(frame)
     }
   }
@@ -417,7 +520,7 @@ export class Connection {
       this.send(frame.id === undefined ? { type: 'authenticated' } : { type: 'authenticated', id: frame.id })
       return
     }
-    if (!this.authenticated) {
+    if (!(this.flags & AUTHENTICATED)) {
       this.reject({ code: ErrorCode.UNAUTHORIZED, message: 'send "hello" first', id: frame.id })
       return
     }
@@ -439,7 +542,7 @@ export class Connection {
     // The principal may have changed: keep only the subscriptions it may still have.
     const authorize = this.ctx.authorize
     if (!authorize) return
-    for (const topic of [...this.subscriptions.keys()]) {
+    for (const { topic } of this.allSubscriptions()) {
       let allowed = false
       try {
         allowed = await authorize(this.principal, topic)
@@ -452,17 +555,18 @@ export class Connection {
 
   /** Takes the principal (and expiry) that `authenticate` returned; returns the expiry. */
   private adopt(result: unknown): number | undefined {
-    clearTimeout(this.expiryTimer)
-    this.expiryTimer = undefined
+    const extras = this.more()
+    clearTimeout(extras.expiryTimer)
+    extras.expiryTimer = undefined
     if (!isExpiring(result)) {
-      this.principal = result
+      extras.principal = result
       return undefined
     }
-    this.principal = result.principal
+    extras.principal = result.principal
     const delay = Math.max(0, result.expiresAt - Date.now())
     // setTimeout overflows past 2^31-1 ms; such a long expiry is as good as none.
     if (delay < 2 ** 31 - 1) {
-      this.expiryTimer = setTimeout(() => {
+      extras.expiryTimer = setTimeout(() => {
         count(this.ctx.stats.refused, 'expired')
         this.close(CloseCode.Unauthorized, 'credentials expired')
       }, delay)
@@ -473,9 +577,9 @@ export class Connection {
   private async onSubscribe(frame: SubscribeFrame): Promise<void> {
     const { topic, id } = frame
     const { ctx } = this
-    const existing = this.subscriptions.get(topic)
+    const existing = this.subscription(topic)
     if (existing) this.drop(existing)
-    else if (this.subscriptions.size >= ctx.limits.maxSubscriptions) {
+    else if (this.subscriptionCount >= ctx.limits.maxSubscriptions) {
       count(ctx.stats.drops, 'too_many_subscriptions')
       this.reject({
         code: ErrorCode.TOO_MANY_SUBSCRIPTIONS,
@@ -487,7 +591,7 @@ export class Connection {
     }
     const subscription: ConnectionSubscription = { sink: this, topic, pending: [], active: true }
     // Registered before any await so that the limit counts it and an unsubscribe can cancel it.
-    this.subscriptions.set(topic, subscription)
+    this.addSubscription(subscription)
     try {
       if (ctx.authorize) {
         let allowed: boolean
@@ -499,7 +603,7 @@ export class Connection {
         }
         if (!subscription.active) return
         if (!allowed) {
-          this.subscriptions.delete(topic)
+          this.removeSubscription(subscription)
           subscription.active = false
           count(ctx.stats.refused, 'forbidden')
           ctx.logger.info({ connectionId: this.id, topic }, 'realtime: subscription forbidden')
@@ -546,7 +650,7 @@ export class Connection {
   }
 
   private onUnsubscribe(frame: UnsubscribeFrame): void {
-    const subscription = this.subscriptions.get(frame.topic)
+    const subscription = this.subscription(frame.topic)
     if (subscription) this.drop(subscription)
     this.send({ type: 'unsubscribed', ...(frame.id === undefined ? {} : { id: frame.id }), topic: frame.topic })
   }
@@ -554,22 +658,26 @@ export class Connection {
   private drop(subscription: ConnectionSubscription): void {
     subscription.active = false
     subscription.pending = null
-    if (this.subscriptions.get(subscription.topic) === subscription) this.subscriptions.delete(subscription.topic)
+    this.removeSubscription(subscription)
     this.ctx.topics.leave(subscription)
   }
 
   /** Leaves every topic and stops every timer. */
   private detach(): void {
-    for (const subscription of this.subscriptions.values()) {
+    const subscriptions = this.allSubscriptions()
+    this.one = undefined
+    this.many = undefined
+    for (const subscription of subscriptions) {
       subscription.active = false
       subscription.pending = null
       this.ctx.topics.leave(subscription)
     }
-    this.subscriptions.clear()
-    this.queuedFrames = undefined
-    this.queuedBytes = 0
-    clearTimeout(this.expiryTimer)
-    clearTimeout(this.handshakeTimer)
+    const extras = this.extras
+    if (extras === undefined) return
+    extras.queuedFrames = undefined
+    extras.queuedBytes = 0
+    clearTimeout(extras.expiryTimer)
+    clearTimeout(extras.handshakeTimer)
   }
 
   /**
@@ -581,17 +689,15 @@ export class Connection {
     this.ctx.logger.debug?.({ err: error, connectionId: this.id }, 'realtime: socket error')
     const code = error.code === undefined ? undefined : WS_ERROR_CLOSE_CODES[error.code]
     if (code === undefined || this.closed) return
-    this.closed = true
-    count(this.ctx.stats.closes, (this.closeCode = code))
+    this.markClosed(code)
     this.detach()
   }
 
   /** @internal */
   onClose(code: number): void {
-    clearTimeout(this.closeTimer)
+    clearTimeout(this.extras?.closeTimer)
     if (!this.closed) {
-      this.closed = true
-      count(this.ctx.stats.closes, (this.closeCode = code))
+      this.markClosed(code)
       this.detach()
     }
     this.ctx.onClosed(this)

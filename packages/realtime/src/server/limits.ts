@@ -30,6 +30,29 @@ export function resolveLimits(limits: Limits = {}): Required<Limits> {
 }
 
 /**
+ * A token bucket of `capacity` tokens refilled at `perSecond`, kept as one number: `fullAt`, the
+ * time (ms) at which the bucket is full again (at or before `now`: it is full). The bucket holds
+ * `capacity - (fullAt - now) * perSecond / 1000` tokens, so a token can be taken while
+ * `fullAt - now <= (capacity - 1) * 1000 / perSecond`, and taking one moves `fullAt` a token's
+ * worth of time later. Returns the new `fullAt`, or -Infinity when the bucket is empty. The same
+ * arithmetic as `TokenBucket`, in one field of the caller instead of an object; times are
+ * `bucketClockMs()`.
+ */
+export function takeToken(fullAt: number, now: number, capacity: number, perSecond: number): number {
+  const tokenMs = 1000 / perSecond
+  const from = fullAt > now ? fullAt : now
+  // A microsecond of slack: repeated additions of a fractional `tokenMs` may round up.
+  if (from - now > (capacity - 1) * tokenMs + 0.001) return -Infinity
+  return from + tokenMs
+}
+
+/** The clock of `takeToken` callers: ms since this module loaded (small numbers: exact sums). */
+const TIME_BASE = Date.now()
+export function bucketClockMs(): number {
+  return Date.now() - TIME_BASE
+}
+
+/**
  * A token bucket: `capacity` tokens, refilled at `perSecond`. Refill is computed lazily on take,
  * so an idle connection costs no timer.
  */

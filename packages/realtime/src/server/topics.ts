@@ -52,65 +52,53 @@ export function patchFrameText(topicJson: string, message: BusMessage): string {
   )
 }
 
-/** The local members of one topic on this server instance, and its one bus subscription. */
+/**
+ * The local members of one topic on this server instance. Kept small: an instance may hold one per
+ * connection (`user:<id>` topics), so a topic with one subscriber holds it directly (no Set), its
+ * frame prefix is made at its first message, and the bus listener is one function for all topics.
+ */
 class LocalTopic {
-  readonly subscribers = new Set<Subscription>()
+  /** The subscriber while the topic has at most one and never had more (else `many`). */
+  one: Subscription | undefined = undefined
+  /** Every subscriber, in join order, once a second one joined. */
+  many: Set<Subscription> | undefined = undefined
   /** Server-side `onTopic` listeners; created on the first one (most topics never have any). */
-  listeners: Set<ServerTopicListener> | undefined
-  readonly topicJson: string
+  listeners: Set<ServerTopicListener> | undefined = undefined
+  /** `JSON.stringify(name)`, made at the first patch frame of the topic. */
+  topicJson: string | undefined = undefined
   /** Patch frames handed to subscribers by the live fanout (for `stats().busiestTopics`). */
   delivered = 0
   /** Resolves once the bus subscription is in place. */
   ready: Promise<void> = SUBSCRIBED
 
-  constructor(
-    readonly name: string,
-    private readonly onDelivered: DeliveredListener,
-    private readonly logger: Logger,
-  ) {
-    this.topicJson = JSON.stringify(name)
+  constructor(readonly name: string) {}
+
+  get subscriberCount(): number {
+    return this.many !== undefined ? this.many.size : this.one !== undefined ? 1 : 0
   }
 
   get size(): number {
-    return this.subscribers.size + (this.listeners?.size ?? 0)
+    return this.subscriberCount + (this.listeners?.size ?? 0)
   }
 
-  /** The bus listener: one frame text and one buffer per message, shared by every subscriber. */
-  readonly onMessage = (message: BusMessage): void => {
-    let frame: Buffer | undefined
-    let sent = 0
-    for (const subscription of this.subscribers) {
-      if (subscription.pending) {
-        if (subscription.pending.push(message) > MAX_PENDING_MESSAGES) subscription.sink.slow()
-        continue
-      }
-      frame ??= Buffer.from(patchFrameText(this.topicJson, message))
-      subscription.sink.sendFrame(frame)
-      sent++
+  add(subscription: Subscription): void {
+    if (this.many !== undefined) this.many.add(subscription)
+    else if (this.one === undefined) this.one = subscription
+    else if (this.one !== subscription) {
+      this.many = new Set([this.one, subscription])
+      this.one = undefined
     }
-    if (sent > 0) {
-      this.delivered += sent
-      this.onDelivered(sent, message)
-    }
-    if (this.listeners !== undefined && this.listeners.size > 0) this.notifyListeners(message, this.listeners)
   }
 
-  private notifyListeners(message: BusMessage, listeners: Set<ServerTopicListener>): void {
-    let payload: unknown
-    try {
-      payload = JSON.parse(message.data)
-    } catch (error) {
-      this.logger.error({ err: error, topic: this.name }, 'realtime: bus message is not JSON')
-      return
+  delete(subscription: Subscription): boolean {
+    if (this.many !== undefined) {
+      if (!this.many.delete(subscription)) return false
+      if (this.many.size === 0) this.many = undefined
+      return true
     }
-    const position: Position = { epoch: message.epoch, offset: message.offset }
-    for (const listener of listeners) {
-      try {
-        listener(payload, position)
-      } catch (error) {
-        this.logger.error({ err: error, topic: this.name }, 'realtime: onTopic listener threw')
-      }
-    }
+    if (this.one !== subscription) return false
+    this.one = undefined
+    return true
   }
 }
 
@@ -121,6 +109,12 @@ class LocalTopic {
  */
 export class LocalTopics {
   private readonly topics = new Map<string, LocalTopic>()
+  /**
+   * Topics that lost their last member and whose bus unsubscribe waits for their `ready`. A member
+   * that comes meanwhile takes the topic back: the one bus listener, shared by every topic, is then
+   * never subscribed to a topic twice, nor unsubscribed after its topic came back.
+   */
+  private readonly releasing = new Map<string, LocalTopic>()
 
   constructor(
     private readonly bus: Bus,
@@ -132,10 +126,66 @@ export class LocalTopics {
     return this.topics.size
   }
 
+  /**
+   * The bus listener of every local topic (a message names its topic): one frame text and one
+   * buffer per message, shared by every subscriber.
+   */
+  private readonly onBusMessage = (message: BusMessage): void => {
+    const topic = this.topics.get(message.topic)
+    if (topic === undefined) return
+    let frame: Buffer | undefined
+    let sent = 0
+    const one = topic.one
+    if (one !== undefined) {
+      if (one.pending) this.hold(one, message)
+      else {
+        one.sink.sendFrame(Buffer.from(patchFrameText((topic.topicJson ??= JSON.stringify(topic.name)), message)))
+        sent = 1
+      }
+    } else if (topic.many !== undefined) {
+      for (const subscription of topic.many) {
+        if (subscription.pending) {
+          this.hold(subscription, message)
+          continue
+        }
+        frame ??= Buffer.from(patchFrameText((topic.topicJson ??= JSON.stringify(topic.name)), message))
+        subscription.sink.sendFrame(frame)
+        sent++
+      }
+    }
+    if (sent > 0) {
+      topic.delivered += sent
+      this.onDelivered(sent, message)
+    }
+    if (topic.listeners !== undefined && topic.listeners.size > 0) this.notifyListeners(topic.name, message, topic.listeners)
+  }
+
+  private hold(subscription: Subscription, message: BusMessage): void {
+    if ((subscription.pending as BusMessage[]).push(message) > MAX_PENDING_MESSAGES) subscription.sink.slow()
+  }
+
+  private notifyListeners(name: string, message: BusMessage, listeners: Set<ServerTopicListener>): void {
+    let payload: unknown
+    try {
+      payload = JSON.parse(message.data)
+    } catch (error) {
+      this.logger.error({ err: error, topic: name }, 'realtime: bus message is not JSON')
+      return
+    }
+    const position: Position = { epoch: message.epoch, offset: message.offset }
+    for (const listener of listeners) {
+      try {
+        listener(payload, position)
+      } catch (error) {
+        this.logger.error({ err: error, topic: name }, 'realtime: onTopic listener threw')
+      }
+    }
+  }
+
   /** Adds a subscription (buffering until `goLive`); resolves once the bus delivers the topic. */
   join(subscription: Subscription): Promise<void> {
     const topic = this.topicFor(subscription.topic)
-    topic.subscribers.add(subscription)
+    topic.add(subscription)
     return topic.ready
   }
 
@@ -148,7 +198,7 @@ export class LocalTopics {
 
   leave(subscription: Subscription): void {
     const topic = this.topics.get(subscription.topic)
-    if (!topic || !topic.subscribers.delete(subscription)) return
+    if (!topic || !topic.delete(subscription)) return
     this.releaseIfEmpty(topic)
   }
 
@@ -160,11 +210,14 @@ export class LocalTopics {
 
   /** The frame text of a message of `name`, for messages sent outside the shared fanout. */
   frameText(name: string, message: BusMessage): string {
-    return patchFrameText(this.topics.get(name)?.topicJson ?? JSON.stringify(name), message)
+    const topic = this.topics.get(name)
+    return patchFrameText(topic === undefined ? JSON.stringify(name) : (topic.topicJson ??= JSON.stringify(name)), message)
   }
 
   subscriptionsOf(name: string): ReadonlySet<Subscription> {
-    return this.topics.get(name)?.subscribers ?? new Set()
+    const topic = this.topics.get(name)
+    if (topic === undefined) return new Set()
+    return topic.many ?? new Set(topic.one === undefined ? [] : [topic.one])
   }
 
   /** The `limit` topics with the most local subscribers (then the most delivered), busiest first. */
@@ -173,9 +226,9 @@ export class LocalTopics {
     const top: LocalTopic[] = []
     if (limit <= 0) return []
     const before = (a: LocalTopic, b: LocalTopic) =>
-      a.subscribers.size > b.subscribers.size || (a.subscribers.size === b.subscribers.size && a.delivered > b.delivered)
+      a.subscriberCount > b.subscriberCount || (a.subscriberCount === b.subscriberCount && a.delivered > b.delivered)
     for (const topic of this.topics.values()) {
-      if (topic.subscribers.size === 0 && topic.delivered === 0) continue
+      if (topic.subscriberCount === 0 && topic.delivered === 0) continue
       if (top.length === limit && !before(topic, top[limit - 1] as LocalTopic)) continue
       let i = Math.min(top.length, limit - 1)
       top[i] = topic
@@ -184,37 +237,51 @@ export class LocalTopics {
         top[--i] = topic
       }
     }
-    return top.map((t) => ({ topic: t.name, subscribers: t.subscribers.size, delivered: t.delivered }))
+    return top.map((t) => ({ topic: t.name, subscribers: t.subscriberCount, delivered: t.delivered }))
   }
 
   private topicFor(name: string): LocalTopic {
     let topic = this.topics.get(name)
-    if (!topic) {
-      const created = new LocalTopic(name, this.onDelivered, this.logger)
-      created.ready = this.bus.subscribe(name, created.onMessage).then(
-        () => {
-          // Once in place, the shared resolved promise stands in: nothing kept per topic.
-          if (created.ready !== SUBSCRIBED) created.ready = SUBSCRIBED
-        },
-        (error: unknown) => {
-          // Leave the map so the next member retries the bus subscription.
-          if (this.topics.get(name) === created) this.topics.delete(name)
-          throw error
-        },
-      )
-      this.topics.set(name, created)
-      topic = created
+    if (topic !== undefined) return topic
+    topic = this.releasing.get(name)
+    if (topic !== undefined) {
+      // Back before its bus unsubscribe: it keeps its bus subscription, and starts its count anew.
+      this.releasing.delete(name)
+      topic.delivered = 0
+      this.topics.set(name, topic)
+      return topic
     }
-    return topic
+    const created = new LocalTopic(name)
+    created.ready = this.bus.subscribe(name, this.onBusMessage).then(
+      () => {
+        // Once in place, the shared resolved promise stands in: nothing kept per topic.
+        if (created.ready !== SUBSCRIBED) created.ready = SUBSCRIBED
+      },
+      (error: unknown) => {
+        // Leave the map so the next member retries the bus subscription.
+        if (this.topics.get(name) === created) this.topics.delete(name)
+        if (this.releasing.get(name) === created) this.releasing.delete(name)
+        throw error
+      },
+    )
+    this.topics.set(name, created)
+    return created
   }
 
   private releaseIfEmpty(topic: LocalTopic): Promise<void> {
-    if (topic.size > 0 || this.topics.get(topic.name) !== topic) return Promise.resolve()
-    this.topics.delete(topic.name)
+    const name = topic.name
+    if (topic.size > 0 || this.topics.get(name) !== topic) return Promise.resolve()
+    this.topics.delete(name)
+    this.releasing.set(name, topic)
     return topic.ready
-      .then(() => this.bus.unsubscribe(topic.name, topic.onMessage))
+      .then(() => {
+        if (this.releasing.get(name) !== topic) return
+        this.releasing.delete(name)
+        return this.bus.unsubscribe(name, this.onBusMessage)
+      })
       .catch((error: unknown) => {
-        this.logger.warn({ err: error, topic: topic.name }, 'realtime: bus unsubscribe failed')
+        if (this.releasing.get(name) === topic) this.releasing.delete(name)
+        this.logger.warn({ err: error, topic: name }, 'realtime: bus unsubscribe failed')
       })
   }
 }
