@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { InMemoryBus } from '../src/bus/memory.js'
 import type { BusListener, BusMessage } from '../src/bus/types.js'
 import { TokenBucket, takeToken } from '../src/server/limits.js'
-import { LocalTopics, type PatchSink, type Subscription } from '../src/server/topics.js'
+import { LocalTopics, textFrame, type PatchSink, type Subscription } from '../src/server/topics.js'
+import * as ws from 'ws'
 import { RawClient, startServer, waitFor, type TestServer } from './utils/server.js'
 
 /** An InMemoryBus that counts subscribe and unsubscribe calls per (topic, listener). */
@@ -29,7 +30,13 @@ class CountingBus extends InMemoryBus {
 
 function sink(): PatchSink & { frames: string[] } {
   const frames: string[] = []
-  return { frames, sendFrame: (frame) => frames.push(frame.toString()), slow: vi.fn() }
+  return {
+    frames,
+    sendFrame: (frame) => frames.push(frame.toString()),
+    // A live patch comes framed: its text is the last `payloadBytes` bytes.
+    sendPatch: (frame, payloadBytes) => frames.push(frame.subarray(frame.length - payloadBytes).toString()),
+    slow: vi.fn(),
+  }
 }
 
 function member(topic: string, to: PatchSink): Subscription {
@@ -91,10 +98,10 @@ describe('LocalTopics with one bus listener for every topic', () => {
     await topics.join(sc)
     const order: string[] = []
     for (const [name, s] of [['a', a], ['b', b], ['c', c]] as const) {
-      const send = s.sendFrame
-      s.sendFrame = (frame) => {
+      const send = s.sendPatch
+      s.sendPatch = (frame, payloadBytes) => {
         order.push(name)
-        send(frame)
+        send(frame, payloadBytes)
       }
     }
     await bus.publish('p', '2')
@@ -120,6 +127,21 @@ describe('LocalTopics with one bus listener for every topic', () => {
     expect(a.frames).toHaveLength(0)
     expect((s.pending as BusMessage[]).map((m) => m.data)).toEqual(['1'])
     await bus.close()
+  })
+})
+
+describe('textFrame', () => {
+  it("is the frame ws writes for send(text), at every length encoding", () => {
+    type Frame = (data: Buffer, options: Record<string, unknown>) => Buffer[]
+    // The Sender is a named export of ws' ESM entry that @types/ws does not declare.
+    const wsFrame = (ws as unknown as { Sender: { frame: Frame } }).Sender.frame
+    for (const n of [0, 1, 125, 126, 127, 65_535, 65_536, 70_000]) {
+      for (const text of ['x'.repeat(n), 'é'.repeat(Math.ceil(n / 2)), '€'.repeat(Math.ceil(n / 3))]) {
+        const bytes = Buffer.byteLength(text)
+        const expected = Buffer.concat(wsFrame(Buffer.from(text), { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false }))
+        expect(textFrame(text, bytes).equals(expected)).toBe(true)
+      }
+    }
   })
 })
 

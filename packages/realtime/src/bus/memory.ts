@@ -17,19 +17,15 @@ export interface InMemoryBusOptions {
   onListenerError?: (error: unknown, message: BusMessage) => void
 }
 
-interface Entry {
-  message: BusMessage
-  offset: number
-  at: number
-}
-
 interface TopicState {
   /**
    * The last `size` messages, oldest first: created at the topic's first message, then a plain
    * array that grows with use, so a topic with few messages (a `user:<id>` topic, say) costs a few
-   * bytes, not `size` slots, and one with none costs nothing.
+   * bytes, not `size` slots, and one with none costs nothing. Their offsets are increasing.
    */
-  entries: Entry[] | undefined
+  entries: BusMessage[] | undefined
+  /** When each of `entries` was published (`Date.now()`), for the age limit: no object per entry. */
+  times: number[] | undefined
   /** Every message at or before this offset may be gone; history can recover only from here on. */
   floor: number
   /** Offset of the newest message of this topic (or `floor` when it has none). */
@@ -39,6 +35,9 @@ interface TopicState {
   /** Every listener, in subscription order, once a second one came. */
   listeners: Set<BusListener> | undefined
 }
+
+/** `performance.timeOrigin` is a getter: read once. */
+const TIME_ORIGIN = performance.timeOrigin
 
 function hasListeners(state: TopicState): boolean {
   return state.listener !== undefined || state.listeners !== undefined
@@ -81,23 +80,37 @@ export class InMemoryBus implements Bus {
     this.sweepTimer.unref?.()
   }
 
-  async publish(topic: string, data: string): Promise<Position> {
-    if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
-    const state = this.state(topic)
-    const offset = ++this.counter
-    state.last = offset
-    const message: BusMessage = { topic, data, epoch: this.epoch, offset: String(offset), publishedAt: performance.timeOrigin + performance.now() }
-    if (this.size > 0) {
-      const entries = (state.entries ??= [])
-      entries.push({ message, offset, at: Date.now() })
-      // The oldest entry goes: recovery from before it is no longer possible.
-      if (entries.length > this.size) state.floor = (entries.shift() as Entry).offset
-    } else {
-      state.floor = offset
+  /**
+   * Not an `async` function, to save its machinery on the hottest path; it still never throws:
+   * every failure is a rejected promise.
+   */
+  publish(topic: string, data: string): Promise<Position> {
+    if (this.closed) return Promise.reject(new RealtimeError('CLOSED', 'the bus is closed'))
+    try {
+      const state = this.state(topic)
+      const offset = ++this.counter
+      state.last = offset
+      const epoch = this.epoch
+      const message: BusMessage = { topic, data, epoch, offset: String(offset), publishedAt: TIME_ORIGIN + performance.now() }
+      if (this.size > 0) {
+        const entries = (state.entries ??= [])
+        const times = (state.times ??= [])
+        entries.push(message)
+        times.push(Date.now())
+        // The oldest entry goes: recovery from before it is no longer possible.
+        if (entries.length > this.size) {
+          state.floor = Number((entries.shift() as BusMessage).offset)
+          times.shift()
+        }
+      } else {
+        state.floor = offset
+      }
+      if (state.listener !== undefined) this.deliver(state.listener, message)
+      else if (state.listeners !== undefined) for (const listener of state.listeners) this.deliver(listener, message)
+      return Promise.resolve({ epoch, offset: message.offset })
+    } catch (error) {
+      return Promise.reject(error)
     }
-    if (state.listener !== undefined) this.deliver(state.listener, message)
-    else if (state.listeners !== undefined) for (const listener of state.listeners) this.deliver(listener, message)
-    return { epoch: this.epoch, offset: message.offset }
   }
 
   private deliver(listener: BusListener, message: BusMessage): void {
@@ -136,11 +149,11 @@ export class InMemoryBus implements Bus {
     }
     const from = Number(since.offset)
     if (from < state.floor || from > state.last) return { messages: [], recovered: false, position }
-    const messages: BusMessage[] = []
-    for (const entry of state.entries ?? []) {
-      if (entry.offset > from) messages.push(entry.message)
-    }
-    return { messages, recovered: true, position }
+    // Offsets increase along `entries`: the messages after `from` are a tail of it.
+    const entries = state.entries ?? []
+    let first = entries.length
+    while (first > 0 && Number((entries[first - 1] as BusMessage).offset) > from) first--
+    return { messages: entries.slice(first), recovered: true, position }
   }
 
   async close(): Promise<void> {
@@ -160,6 +173,7 @@ export class InMemoryBus implements Bus {
     if (!state) {
       state = {
         entries: undefined,
+        times: undefined,
         floor: this.droppedWatermark,
         last: this.droppedWatermark,
         listener: undefined,
@@ -171,14 +185,19 @@ export class InMemoryBus implements Bus {
   }
 
   private evictExpired(state: TopicState, now: number): void {
-    const entries = state.entries
-    if (entries === undefined) return
+    const { entries, times } = state
+    if (entries === undefined || times === undefined) return
     let expired = 0
-    while (expired < entries.length && now - (entries[expired] as Entry).at >= this.ttlMs) expired++
+    while (expired < times.length && now - (times[expired] as number) >= this.ttlMs) expired++
     if (expired === 0) return
-    state.floor = (entries[expired - 1] as Entry).offset
-    if (expired === entries.length) state.entries = undefined
-    else entries.splice(0, expired)
+    state.floor = Number((entries[expired - 1] as BusMessage).offset)
+    if (expired === entries.length) {
+      state.entries = undefined
+      state.times = undefined
+    } else {
+      entries.splice(0, expired)
+      times.splice(0, expired)
+    }
   }
 
   /** Drops the state of topics with no listener and no live history, so idle topics cost nothing. */

@@ -266,17 +266,20 @@ export class Connection {
     this.raw.uncork()
   }
 
-  /** Sends one text frame unless the peer is too far behind, in which case it is closed 4008. */
-  sendFrame(frame: Buffer | string): void {
+  /**
+   * Whether a frame may be written now: the connection is open and its peer not too far behind
+   * (else it is closed 4008). Corks the socket for the rest of the tick at its first frame.
+   */
+  private writable(): boolean {
     const socket = this.socket
-    if (this.flags & CLOSED || socket.readyState !== 1) return
+    if (this.flags & CLOSED || socket.readyState !== 1) return false
     if (socket.bufferedAmount > this.ctx.limits.maxBufferedBytes) {
       // Part of it may only be this tick's corked frames: hand them to the kernel first, and
       // call the peer slow only if they do not fit there either.
       this.uncorkTick()
       if (socket.bufferedAmount > this.ctx.limits.maxBufferedBytes) {
         this.slow()
-        return
+        return false
       }
     }
     if (!(this.flags & CORKED)) {
@@ -284,10 +287,32 @@ export class Connection {
       this.raw.cork()
       uncorkAtEndOfTick(this)
     }
-    socket.send(frame, SEND_OPTIONS)
+    return true
+  }
+
+  /** Sends one text frame unless the peer is too far behind, in which case it is closed 4008. */
+  sendFrame(frame: Buffer | string): void {
+    if (!this.writable()) return
+    this.socket.send(frame, SEND_OPTIONS)
     const stats = this.ctx.stats
     stats.messagesOut++
     stats.bytesOut += frame.length
+  }
+
+  /**
+   * Sends a patch of the live fanout, already framed (`textFrame`): written to the TCP socket as
+   * is, the same buffer for every subscriber, where `ws` would frame the payload again for each
+   * socket and write a header and the payload. The bytes on the wire are the same. Safe to mix
+   * with `ws`' own writes because `ws` never holds frames back here: without permessage-deflate
+   * (the server turns it off) and without Blobs, its sender writes every frame at once, so frames
+   * leave in call order.
+   */
+  sendPatch(frame: Buffer, payloadBytes: number): void {
+    if (!this.writable()) return
+    this.raw.write(frame)
+    const stats = this.ctx.stats
+    stats.messagesOut++
+    stats.bytesOut += payloadBytes
   }
 
   send(frame: ServerFrame): void {

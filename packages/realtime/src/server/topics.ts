@@ -7,8 +7,13 @@ export type DeliveredListener = (count: number, message: BusMessage) => void
 
 /** What a subscription needs from its connection: a way to send a frame. */
 export interface PatchSink {
-  /** Sends one text frame; the same buffer is handed to every subscriber of a message. */
+  /** Sends one text message (replayed history, frames outside the live fanout). */
   sendFrame(frame: Buffer | string): void
+  /**
+   * Sends a patch of the live fanout: `frame` is a whole WebSocket text frame (`textFrame`), the
+   * same buffer for every subscriber of a message; `payloadBytes` is the size of its text.
+   */
+  sendPatch(frame: Buffer, payloadBytes: number): void
   /** Called when a subscription's catch-up falls too far behind: the peer is closed 4008. */
   slow(): void
 }
@@ -36,6 +41,31 @@ export type ServerTopicListener = (payload: unknown, position: Position) => void
 
 /** The `ready` of a topic whose bus subscription is in place: one shared promise, not one per topic. */
 const SUBSCRIBED: Promise<void> = Promise.resolve()
+
+/**
+ * A WebSocket text frame (RFC 6455 §5.2) holding `text` (of `byteLength` UTF-8 bytes): FIN and
+ * opcode 1, no mask (a server's frames are never masked), the payload length in 7 bits, or 126 and
+ * 16 bits, or 127 and 64 bits, then the payload. The bytes `ws` writes for `send(text)`, in one
+ * buffer made once per message instead of a header per receiver.
+ */
+export function textFrame(text: string, byteLength: number): Buffer {
+  const head = byteLength < 126 ? 2 : byteLength < 65_536 ? 4 : 10
+  const frame = Buffer.allocUnsafe(head + byteLength)
+  frame[0] = 0x81
+  if (head === 2) {
+    frame[1] = byteLength
+  } else if (head === 4) {
+    frame[1] = 126
+    frame.writeUInt16BE(byteLength, 2)
+  } else {
+    frame[1] = 127
+    // A string's UTF-8 form is far below 2^32 bytes: the high half of the 64-bit length is 0.
+    frame.writeUInt32BE(0, 2)
+    frame.writeUInt32BE(byteLength, 6)
+  }
+  frame.write(text, head, 'utf8')
+  return frame
+}
 
 /** Builds the text of a patch frame from a bus message: the payload is already JSON. */
 export function patchFrameText(topicJson: string, message: BusMessage): string {
@@ -115,6 +145,9 @@ export class LocalTopics {
    * never subscribed to a topic twice, nor unsubscribed after its topic came back.
    */
   private readonly releasing = new Map<string, LocalTopic>()
+  /** The epoch of the last live message, and the end of its patch frames (`,"epoch":"…"}`). */
+  private epoch = ''
+  private epochTail = ''
 
   constructor(
     private readonly bus: Bus,
@@ -127,19 +160,22 @@ export class LocalTopics {
   }
 
   /**
-   * The bus listener of every local topic (a message names its topic): one frame text and one
-   * buffer per message, shared by every subscriber.
+   * The bus listener of every local topic (a message names its topic): one WebSocket frame per
+   * message, shared by every subscriber.
    */
   private readonly onBusMessage = (message: BusMessage): void => {
     const topic = this.topics.get(message.topic)
     if (topic === undefined) return
     let frame: Buffer | undefined
+    let bytes = 0
     let sent = 0
     const one = topic.one
     if (one !== undefined) {
       if (one.pending) this.hold(one, message)
       else {
-        one.sink.sendFrame(Buffer.from(patchFrameText((topic.topicJson ??= JSON.stringify(topic.name)), message)))
+        const text = this.patchText(topic, message)
+        bytes = Buffer.byteLength(text)
+        one.sink.sendPatch(textFrame(text, bytes), bytes)
         sent = 1
       }
     } else if (topic.many !== undefined) {
@@ -148,8 +184,12 @@ export class LocalTopics {
           this.hold(subscription, message)
           continue
         }
-        frame ??= Buffer.from(patchFrameText((topic.topicJson ??= JSON.stringify(topic.name)), message))
-        subscription.sink.sendFrame(frame)
+        if (frame === undefined) {
+          const text = this.patchText(topic, message)
+          bytes = Buffer.byteLength(text)
+          frame = textFrame(text, bytes)
+        }
+        subscription.sink.sendPatch(frame, bytes)
         sent++
       }
     }
@@ -158,6 +198,23 @@ export class LocalTopics {
       this.onDelivered(sent, message)
     }
     if (topic.listeners !== undefined && topic.listeners.size > 0) this.notifyListeners(topic.name, message, topic.listeners)
+  }
+
+  /** `patchFrameText` for the live fanout, with the epoch's part made once per epoch. */
+  private patchText(topic: LocalTopic, message: BusMessage): string {
+    if (message.epoch !== this.epoch) {
+      this.epoch = message.epoch
+      this.epochTail = ',"epoch":' + JSON.stringify(message.epoch) + '}'
+    }
+    return (
+      '{"type":"patch","topic":' +
+      (topic.topicJson ??= JSON.stringify(topic.name)) +
+      ',"payload":' +
+      message.data +
+      ',"offset":' +
+      JSON.stringify(message.offset) +
+      this.epochTail
+    )
   }
 
   private hold(subscription: Subscription, message: BusMessage): void {
