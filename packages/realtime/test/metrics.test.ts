@@ -11,7 +11,7 @@ import { isValidTopic } from '../src/protocol.js'
 import { createPrometheusMetrics, latencyQuantile, LATENCY_BUCKETS_SECONDS } from '../src/server/index.js'
 import { LatencyHistogram } from '../src/server/latency.js'
 import { RedisBus } from '../src/redis/index.js'
-import { OwnRedisServer, waitUntil } from './utils/redis.js'
+import { OwnRedisServer, REDIS_URL, deleteKeys, uniquePrefix, waitUntil } from './utils/redis.js'
 import { RawClient, startServer, waitFor, type TestServer } from './utils/server.js'
 
 let server: TestServer | undefined
@@ -125,6 +125,36 @@ describe('stats()', () => {
     await redis.start()
     await waitUntil('bus up again', () => realtime.stats().busStatus === 'up', 10_000)
     expect(realtime.stats().busReconnects).toBe(1)
+  })
+
+  it('reports the RedisBus flow control (absent with the in-memory bus)', async () => {
+    const prefix = uniquePrefix('metrics-flow')
+    try {
+      server = await startServer({ bus: new RedisBus({ url: REDIS_URL, prefix }) })
+      const client = await connect()
+      client.send({ type: 'subscribe', id: 1, topic: 'flow' })
+      await client.nextOf('subscribed', 1)
+      await Promise.all(Array.from({ length: 40 }, (_, n) => server!.realtime.publishTopic('flow', { n })))
+      for (let n = 0; n < 40; n++) await client.nextOf('patch')
+      const flow = server.realtime.stats().busFlowControl
+      expect(flow).toMatchObject({ waiting: 0 })
+      expect(flow!.window).toBeGreaterThanOrEqual(4)
+      const registry = new Registry()
+      createPrometheusMetrics(server.realtime, { registry, prefix: 'rt_' })
+      const s = samples(await registry.metrics())
+      expect(s.get('rt_bus_publish_waiting')).toBe(0)
+      expect(s.get('rt_bus_publish_window')).toBe(flow!.window)
+      expect(s.get('rt_bus_delivery_lag_seconds')).toBeGreaterThanOrEqual(0)
+    } finally {
+      await server?.close()
+      server = undefined
+      await deleteKeys(REDIS_URL, prefix)
+    }
+    server = await startServer()
+    expect(server.realtime.stats().busFlowControl).toBeUndefined()
+    const registry = new Registry()
+    createPrometheusMetrics(server.realtime, { registry, prefix: 'rt_' })
+    expect(samples(await registry.metrics()).has('rt_bus_publish_waiting')).toBe(false)
   })
 })
 

@@ -62,6 +62,23 @@ export interface Bus {
    * The server must make that topic's subscribers resync. Optional: `InMemoryBus` never has gaps.
    */
   onGap?(listener: (topic: string) => void): () => void
+  /**
+   * The state of the bus's publisher flow control, where it has one (`RedisBus`): how far this
+   * instance's publishes run ahead of their delivery, and how many wait. Optional.
+   */
+  readonly flowControl?: BusFlowControl
+}
+
+/** Publisher flow control of a bus (see `RedisBus`'s `flowControl` option). */
+export interface BusFlowControl {
+  /** Publishes allowed in flight beyond the last delivery every receiving instance confirmed. */
+  window: number
+  /** Publishes started and not yet confirmed delivered everywhere. */
+  inFlight: number
+  /** Publishes waiting for the window to open. */
+  waiting: number
+  /** How far behind the slowest receiving instance was at the last confirmation, in ms. */
+  lastLagMs: number
 }
 
 /** A bus's connection status. */

@@ -1,3 +1,4 @@
+import type { BusFlowControl } from '../bus/types.js'
 import { RealtimeError } from '../errors.js'
 
 /** Options of a `RedisBus`'s publisher flow control. */
@@ -14,7 +15,7 @@ export interface FlowControlOptions {
 }
 
 /** A snapshot of the flow control of one bus (for stats and tests). */
-export interface FlowControlState {
+export interface FlowControlState extends BusFlowControl {
   /** Publishes this bus may have in flight beyond the last probe every instance acknowledged. */
   window: number
   /** Publishes started and not yet covered by an acknowledged probe. */

@@ -112,6 +112,15 @@ function definitions(prefix: string): Definition[] {
     d('drops_total', 'counter', 'Dropped frames, subscriptions and connections, by reason.', (s) => byLabel('reason', s.drops)),
     d('refusals_total', 'counter', 'Refused upgrades, credentials and subscriptions, by reason.', (s) => byLabel('reason', s.refused)),
     d('bus_reconnects_total', 'counter', 'Times the bus came back up after being down.', (s) => one(s.busReconnects)),
+    d('bus_publish_waiting', 'gauge', 'publishTopic calls held back by the bus flow control (delivery is behind on some instance).', (s) =>
+      s.busFlowControl ? one(s.busFlowControl.waiting) : [],
+    ),
+    d('bus_publish_window', 'gauge', 'Publishes the bus flow control lets run ahead of confirmed delivery.', (s) =>
+      s.busFlowControl ? one(s.busFlowControl.window) : [],
+    ),
+    d('bus_delivery_lag_seconds', 'gauge', 'How far behind the slowest receiving instance was at the last flow-control probe.', (s) =>
+      s.busFlowControl ? one(s.busFlowControl.lastLagMs / 1000) : [],
+    ),
     d(
       'publish_to_send_seconds',
       'histogram',

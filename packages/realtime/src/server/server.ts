@@ -249,13 +249,18 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
       open++
       subscriptions += connection.subscriptionCount
     }
-    return stats.snapshot({
+    const snapshot = stats.snapshot({
       connections: open,
       subscriptions,
       topics: topics.size,
       busStatus: busUp ? 'up' : 'down',
       busiestTopics: topics.busiest(BUSIEST_TOPICS),
     })
+    const flow = bus.flowControl
+    if (flow) {
+      snapshot.busFlowControl = { window: flow.window, inFlight: flow.inFlight, waiting: flow.waiting, lastLagMs: flow.lastLagMs }
+    }
+    return snapshot
   }
 
   async function close(): Promise<void> {

@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Bus, HistoryOptions } from '../bus/types.js'
+import type { Bus, BusFlowControl, HistoryOptions } from '../bus/types.js'
 import type { Position, TopicMap, TopicName } from '../topics.js'
 import type { LatencyStats } from './latency.js'
 
@@ -117,6 +117,11 @@ export interface RealtimeStats {
   busStatus: 'up' | 'down'
   /** Times the bus came back up after being down. */
   busReconnects: number
+  /**
+   * The bus's publisher flow control (`RedisBus`; absent on buses without one): `waiting` counts
+   * `publishTopic` calls held back because delivery on some instance is behind.
+   */
+  busFlowControl?: BusFlowControl
   /** Seconds from the bus accepting a message to its frame handed to the last local subscriber. */
   publishToSend: LatencyStats
   /** Seconds `bus.publish` took, per `publishTopic`. */
