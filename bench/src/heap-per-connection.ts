@@ -5,11 +5,12 @@
  * node type and constructor name (count and self bytes per connection), after the heap spaces'
  * committed sizes (new space, old space...) before and after.
  *
- *   node --expose-gc --import tsx bench/src/heap-per-connection.ts [realtime|baseline-ws] [N] [--keep] [--by-retainer]
+ *   node --expose-gc --import tsx bench/src/heap-per-connection.ts [realtime|baseline-ws] [N] [--keep] [--by-retainer] [--no-snapshot]
  *
  * `--by-retainer` names arrays, strings and plain objects after what holds them (`array <-
  * object:Set.table`); `--keep` leaves the two .heapsnapshot files in bench/results/profiles/ (for
- * Chrome DevTools). `ulimit -n` must exceed N.
+ * Chrome DevTools); `--no-snapshot` prints only the heap spaces and RSS (snapshots inflate RSS).
+ * `ulimit -n` must exceed N.
  */
 import { fork } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync } from 'node:fs'
@@ -22,6 +23,7 @@ import { connectWire } from './wire.js'
 
 const args = process.argv.slice(2)
 const byRetainer = args.includes('--by-retainer')
+const noSnapshot = args.includes('--no-snapshot')
 
 if (args[0] === '--clients') {
   // Child: opens the connections and reports once every one is subscribed; stays until killed.
@@ -82,7 +84,7 @@ if (args[0] === '--clients') {
   }
   await sleep(200)
   const spacesBefore = spaces()
-  const before = snapshot('before')
+  const before = noSnapshot ? '' : snapshot('before')
   const heapBefore = process.memoryUsage().heapUsed
   const child = fork(fileURLToPath(import.meta.url), ['--clients', String(port), String(n)], { execArgv: ['--import', 'tsx'] })
   await new Promise<void>((resolve, reject) => {
@@ -91,10 +93,22 @@ if (args[0] === '--clients') {
   })
   await sleep(1000)
   const spacesAfter = spaces()
-  const after = snapshot('after')
+  const after = noSnapshot ? '' : snapshot('after')
   const heapAfter = process.memoryUsage().heapUsed
   child.kill('SIGKILL')
 
+  if (noSnapshot) {
+    console.log(`${contender}, ${n} idle subscribed connections`)
+    console.log(
+      Object.entries(spacesAfter)
+        .filter(([k, v]) => v !== 0 || spacesBefore[k] !== 0)
+        .map(([k, v]) => `${k} ${((v - (spacesBefore[k] ?? 0)) / n).toFixed(0)} B/conn (${((spacesBefore[k] ?? 0) / 2 ** 20).toFixed(1)} → ${(v / 2 ** 20).toFixed(1)} MiB)`)
+        .join(', '),
+    )
+    await server.close()
+    httpServer.close()
+    process.exit(0)
+  }
   const a = summarize(before)
   const b = summarize(after)
   const rows: { key: string; count: number; bytes: number }[] = []
