@@ -85,10 +85,11 @@ export function patchFrameText(topicJson: string, message: BusMessage): string {
 /**
  * The local members of one topic on this server instance. Kept small: an instance may hold one per
  * connection (`user:<id>` topics), so a topic with one subscriber holds it directly (no Set), its
- * frame prefix is made at its first message, and the bus listener is one function for all topics.
+ * JSON-quoted name is made at its first message, and the bus listener is one function for all
+ * topics.
  */
 class LocalTopic {
-  /** The subscriber while the topic has at most one and never had more (else `many`). */
+  /** The subscriber of a topic that has one and no `many` (`many`, once made, holds them all). */
   one: Subscription | undefined = undefined
   /** Every subscriber, in join order, once a second one joined. */
   many: Set<Subscription> | undefined = undefined
