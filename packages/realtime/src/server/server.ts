@@ -212,7 +212,7 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
       stats.busPublish.observe((performance.now() - started) / 1000)
       stats.published++
       // Without a logger, not even the log record is built: this runs once per publish.
-      if (logger !== silentLogger) logPublished(logger, topic, position, topics.subscriptionsOf(topic).size)
+      if (logger !== silentLogger) logPublished(logger, topic, position, topics.subscriberCount(topic))
       return position
     } catch (error) {
       if (isRealtimeError(error)) throw error

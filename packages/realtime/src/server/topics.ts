@@ -272,6 +272,11 @@ export class LocalTopics {
     return patchFrameText(topic === undefined ? JSON.stringify(name) : (topic.topicJson ??= JSON.stringify(name)), message)
   }
 
+  /** How many local subscriptions `name` has (no Set is built for it). */
+  subscriberCount(name: string): number {
+    return this.topics.get(name)?.subscriberCount ?? 0
+  }
+
   subscriptionsOf(name: string): ReadonlySet<Subscription> {
     const topic = this.topics.get(name)
     if (topic === undefined) return new Set()
