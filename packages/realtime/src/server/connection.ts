@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { WebSocket } from 'ws'
+import { WebSocket } from 'ws'
 import { compareOffsets, type Bus, type BusMessage } from '../bus/types.js'
 import {
   CloseCode,
@@ -75,9 +75,44 @@ interface ConnectionSubscription extends Subscription {
 }
 
 let nextConnectionNumber = 0
+/** Makes connection ids unique across processes (instances, restarts); the number, within one. */
+const CONNECTION_ID_PREFIX = Math.random().toString(36).slice(2, 8)
 
 const CONNECTION = Symbol('realtime.connection')
 type SocketWithConnection = WebSocket & { [CONNECTION]: Connection }
+
+/**
+ * The server's sockets (`WebSocketServer`'s `WebSocket` option): `ws` reports a socket's events by
+ * calling its `emit`, which hands the four the connection needs straight to it. So a connection
+ * registers no listener, and its socket carries no listener table (a dictionary of four entries,
+ * about 250 bytes, on each of thousands of idle sockets). Other events, and events before the
+ * connection is attached, go through `EventEmitter` as usual; `close` goes to both.
+ */
+export class RealtimeSocket extends WebSocket {
+  declare [CONNECTION]: Connection | undefined
+
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    const connection = this[CONNECTION]
+    if (connection !== undefined) {
+      switch (event) {
+        case 'message':
+          connection.onMessage(args[0] as Buffer, args[1] as boolean)
+          return true
+        case 'pong':
+          connection.alive = true
+          return true
+        case 'error':
+          connection.onSocketError(args[0] as Error)
+          return true
+        case 'close':
+          connection.onClose(args[0] as number)
+          super.emit(event, ...args)
+          return true
+      }
+    }
+    return super.emit(event, ...args)
+  }
+}
 
 function onSocketMessage(this: WebSocket, data: unknown, isBinary: boolean): void {
   ;(this as SocketWithConnection)[CONNECTION].onMessage(data as Buffer, isBinary)
@@ -128,7 +163,8 @@ function onSocketError(this: WebSocket, error: Error): void {
  * `close`, `terminate`, `ping`, `bufferedAmount` and `readyState`.
  */
 export class Connection {
-  readonly id: string
+  /** This connection's number in the process; `id` is made from it when asked for. */
+  private readonly number: number
   /** CLOSED, ALIVE, CORKED, AUTHENTICATED and HELLO_PENDING. */
   private flags: number
   /** The subscription while the connection has at most one (most do): no Map for it. */
@@ -150,7 +186,7 @@ export class Connection {
     readonly address: string,
     private readonly ctx: ConnectionContext,
   ) {
-    this.id = `${(++nextConnectionNumber).toString(36)}-${Math.random().toString(36).slice(2, 10)}`
+    this.number = ++nextConnectionNumber
     this.flags = ctx.authenticate ? ALIVE : ALIVE | AUTHENTICATED
     const { limits } = ctx
     this.framesFullAt = bucketClockMs()
@@ -161,13 +197,21 @@ export class Connection {
         if (!(this.flags & AUTHENTICATED)) this.close(CloseCode.HandshakeTimeout, 'hello timeout')
       }, limits.handshakeTimeoutMs)
     }
-    // Shared listener functions find their connection on the socket: no closures per connection.
     ;(socket as SocketWithConnection)[CONNECTION] = this
-    socket.on('message', onSocketMessage)
-    socket.on('pong', onSocketPong)
-    socket.on('close', onSocketClose)
-    // Without an 'error' listener a socket error would crash the process.
-    socket.on('error', onSocketError)
+    // A RealtimeSocket hands its events to the connection itself. Any other socket gets shared
+    // listener functions that find their connection on it: no closures per connection. (Without
+    // an 'error' listener a socket error would crash the process.)
+    if (!(socket instanceof RealtimeSocket)) {
+      socket.on('message', onSocketMessage)
+      socket.on('pong', onSocketPong)
+      socket.on('close', onSocketClose)
+      socket.on('error', onSocketError)
+    }
+  }
+
+  /** The connection's id, for logs and `welcome`: not stored, so an idle connection does not keep a string for it. */
+  get id(): string {
+    return `${CONNECTION_ID_PREFIX}-${this.number.toString(36)}`
   }
 
   private more(): ConnectionExtras {

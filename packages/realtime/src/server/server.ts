@@ -6,7 +6,7 @@ import type { Bus } from '../bus/types.js'
 import { RealtimeError, isRealtimeError } from '../errors.js'
 import { CloseCode, isValidTopic } from '../protocol.js'
 import type { Position, TopicMap } from '../topics.js'
-import { Connection, type ConnectionContext } from './connection.js'
+import { Connection, RealtimeSocket, type ConnectionContext } from './connection.js'
 import { Heartbeat } from './heartbeat.js'
 import { resolveLimits } from './limits.js'
 import { StatsCounters, count } from './stats.js'
@@ -91,6 +91,7 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     maxPayload: limits.maxPayloadBytes,
     perMessageDeflate: false,
     clientTracking: false,
+    WebSocket: RealtimeSocket,
   })
 
   const ctx: ConnectionContext = {
