@@ -215,4 +215,18 @@ describe('heartbeat', () => {
     expect(await client.closed(3000)).toBe(4009)
     expect(server!.realtime.stats().closes['4009']).toBe(1)
   })
+
+  it('keeps a peer that answers pings, over many heartbeats, and it still gets patches', async () => {
+    await start({ heartbeatMs: 50 })
+    const client = await connect()
+    client.send({ type: 'subscribe', id: 1, topic: 't' })
+    await client.nextOf('subscribed', 1)
+    let pings = 0
+    client.socket.on('ping', () => pings++)
+    await new Promise((resolve) => setTimeout(resolve, 600))
+    expect(pings).toBeGreaterThanOrEqual(4)
+    expect(server!.realtime.stats()).toMatchObject({ connections: 1, closes: {} })
+    await server!.realtime.publishTopic('t', { still: 'here' })
+    expect(await client.nextOf('patch')).toMatchObject({ payload: { still: 'here' } })
+  })
 })
