@@ -34,8 +34,14 @@ export const DEFAULT_TARGET_LAG_MS = 100
 export const DEFAULT_MAX_WINDOW = 16_384
 const MIN_WINDOW = 4
 const INITIAL_WINDOW = 32
-/** A silent instance not heard of for this long is forgotten. */
+/** An instance not heard of for this long is forgotten (it left, or restarted under a new id). */
 const FORGET_AFTER_MS = 60_000
+/**
+ * How long an instance stays silent (not waited for) before probes wait for it again: if it still
+ * does not answer, it costs one more timeout; if it left, the receiver count no longer includes it
+ * and keeping it silent would make probes wait for one instance too few.
+ */
+const SILENT_FOR_MS = 20_000
 
 interface Probe {
   seq: number
@@ -65,9 +71,10 @@ interface Waiter {
  * an eighth for each probe back in time.
  *
  * A probe that is not fully answered within `timeoutMs` counts as late and done, and the instances
- * that did not answer it are *silent*: later probes do not wait for them until they answer again.
- * So an instance that hangs (stopped, partitioned with its TCP connection still open) costs the
- * publishers one wait of `timeoutMs`, not one per window.
+ * that did not answer it are *silent*: later probes do not wait for them until they answer again,
+ * for `SILENT_FOR_MS` at most. So an instance that hangs (stopped, partitioned with its TCP
+ * connection still open) costs the publishers one wait of `timeoutMs` every `SILENT_FOR_MS`, not
+ * one per window.
  */
 export class PublishFlow {
   private window = INITIAL_WINDOW
@@ -90,10 +97,12 @@ export class PublishFlow {
   private armed = false
   /** When each instance that answered a probe last answered one (performance.now()). */
   private readonly known = new Map<string, number>()
-  /** Known instances that let a probe time out and have not answered since. */
-  private readonly silent = new Set<string>()
+  /** Known instances that let a probe time out and have not answered since, and since when. */
+  private readonly silent = new Map<string, number>()
   /** Receivers that let a probe time out without ever having answered one (their id is unknown). */
   private silentUnknown = 0
+  private silentUnknownSince = 0
+  private prunedAt = 0
 
   constructor(
     private readonly options: { targetLagMs: number; maxWindow: number; timeoutMs: number },
@@ -186,7 +195,17 @@ export class PublishFlow {
     }
   }
 
+  /** Forgets instances long gone, and lets silence expire (see SILENT_FOR_MS); at most once a second. */
+  private prune(now: number): void {
+    if (now - this.prunedAt < 1000) return
+    this.prunedAt = now
+    for (const [id, lastAnswered] of this.known) if (now - lastAnswered > FORGET_AFTER_MS) this.known.delete(id)
+    for (const [id, since] of this.silent) if (now - since > SILENT_FOR_MS) this.silent.delete(id)
+    if (this.silentUnknown > 0 && now - this.silentUnknownSince > SILENT_FOR_MS) this.silentUnknown = 0
+  }
+
   private probe(): void {
+    this.prune(performance.now())
     this.sinceProbe = 0
     const seq = this.nextSeq++
     const probe: Probe = {
@@ -248,19 +267,20 @@ export class PublishFlow {
   private silence(probe: Probe): void {
     const now = performance.now()
     let missing = (probe.expected ?? 0) - probe.answered.size
-    for (const id of this.silent) if (!probe.answered.has(id)) missing--
+    for (const id of this.silent.keys()) if (!probe.answered.has(id)) missing--
     for (const [id, lastAnswered] of this.known) {
       // Long gone (an instance that left stops being a receiver too): forget it.
       if (now - lastAnswered > FORGET_AFTER_MS) {
         this.known.delete(id)
         this.silent.delete(id)
       } else if (missing > 0 && !probe.answered.has(id) && !this.silent.has(id)) {
-        this.silent.add(id)
+        this.silent.set(id, now)
         missing--
       }
     }
     // What is still missing came from receivers that never answered a probe.
     this.silentUnknown = Math.max(0, missing)
+    if (this.silentUnknown > 0) this.silentUnknownSince = now
     // The other probes out may now have every answer they still wait for.
     for (const other of [...this.probes.values()]) this.checkDone(other)
   }
