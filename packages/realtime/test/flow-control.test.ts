@@ -105,7 +105,7 @@ describe('RedisBus publisher flow control (receivers in other processes)', () =>
     console.log(`flow control on: published ${COUNT} in ${elapsed.toFixed(0)} ms; receiver lag p99 ${report.p99} ms, max ${report.maxLag} ms; window ${state.window}, probes ${JSON.stringify(state.probes)}`)
     expect(report).toMatchObject({ received: COUNT, last: COUNT, outOfOrder: 0 })
     // Target 100 ms; the bound leaves room for a loaded CI machine. Without control it is ~1 s (below).
-    expect(report.p99).toBeLessThan(450)
+    expect(report.p99).toBeLessThan(600)
     expect(state.probes.completed).toBeGreaterThan(0)
     expect(state.probes.timedOut).toBe(0)
     expect(state.waiting).toBe(0)
