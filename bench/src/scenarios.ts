@@ -312,6 +312,7 @@ export async function runScenario(
         rssPerConnKB: (after.rss - before.rss) / n / 1024,
         heapPerConnKB: (after.heapUsed - before.heapUsed) / n / 1024,
         externalPerConnKB: (after.external - before.external) / n / 1024,
+        heapCommittedPerConnKB: (after.heapTotal - before.heapTotal) / n / 1024,
         rssMB: after.rss / 2 ** 20,
         lost: 0,
       })

@@ -119,6 +119,7 @@ serve(
         sysUs: cpu.system,
         rss: mem.rss,
         heapUsed: mem.heapUsed,
+        heapTotal: mem.heapTotal,
         external: mem.external,
         peakRss: Math.max(peakRss, mem.rss),
         connections: server.connections(),
