@@ -1,4 +1,5 @@
 import { RealtimeError } from '../errors.js'
+import { addMember, deleteMember, memberCount, type Members } from '../members.js'
 import type { Position } from '../topics.js'
 import {
   DEFAULT_HISTORY_SIZE,
@@ -17,7 +18,8 @@ export interface InMemoryBusOptions {
   onListenerError?: (error: unknown, message: BusMessage) => void
 }
 
-interface TopicState {
+/** A topic's history and (as `one`/`many`) its listeners. */
+interface TopicState extends Members<BusListener> {
   /**
    * The last `size` messages, oldest first: created at the topic's first message, then a plain
    * array that grows with use, so a topic with few messages (a `user:<id>` topic, say) costs a few
@@ -30,18 +32,10 @@ interface TopicState {
   floor: number
   /** Offset of the newest message of this topic (or `floor` when it has none). */
   last: number
-  /** The listener while the topic has had at most one (most topics): no Set for it. */
-  listener: BusListener | undefined
-  /** Every listener, in subscription order, once a second one came. */
-  listeners: Set<BusListener> | undefined
 }
 
 /** `performance.timeOrigin` is a getter: read once. */
 const TIME_ORIGIN = performance.timeOrigin
-
-function hasListeners(state: TopicState): boolean {
-  return state.listener !== undefined || state.listeners !== undefined
-}
 
 function randomEpoch(): string {
   return Math.random().toString(36).slice(2, 10) + Date.now().toString(36)
@@ -105,8 +99,8 @@ export class InMemoryBus implements Bus {
       } else {
         state.floor = offset
       }
-      if (state.listener !== undefined) this.deliver(state.listener, message)
-      else if (state.listeners !== undefined) for (const listener of state.listeners) this.deliver(listener, message)
+      if (state.one !== undefined) this.deliver(state.one, message)
+      else if (state.many !== undefined) for (const listener of state.many) this.deliver(listener, message)
       return Promise.resolve({ epoch, offset: message.offset })
     } catch (error) {
       return Promise.reject(error)
@@ -123,20 +117,12 @@ export class InMemoryBus implements Bus {
 
   async subscribe(topic: string, listener: BusListener): Promise<void> {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
-    const state = this.state(topic)
-    if (state.listeners !== undefined) state.listeners.add(listener)
-    else if (state.listener === undefined) state.listener = listener
-    else if (state.listener !== listener) {
-      state.listeners = new Set([state.listener, listener])
-      state.listener = undefined
-    }
+    addMember(this.state(topic), listener)
   }
 
   async unsubscribe(topic: string, listener: BusListener): Promise<void> {
     const state = this.topics.get(topic)
-    if (state === undefined) return
-    if (state.listener === listener) state.listener = undefined
-    else if (state.listeners?.delete(listener) && state.listeners.size === 0) state.listeners = undefined
+    if (state !== undefined) deleteMember(state, listener)
   }
 
   async history(topic: string, since?: Position): Promise<HistoryResult> {
@@ -176,8 +162,8 @@ export class InMemoryBus implements Bus {
         times: undefined,
         floor: this.droppedWatermark,
         last: this.droppedWatermark,
-        listener: undefined,
-        listeners: undefined,
+        one: undefined,
+        many: undefined,
       }
       this.topics.set(topic, state)
     }
@@ -205,7 +191,7 @@ export class InMemoryBus implements Bus {
     const now = Date.now()
     for (const [topic, state] of this.topics) {
       this.evictExpired(state, now)
-      if (state.entries === undefined && !hasListeners(state)) {
+      if (state.entries === undefined && memberCount(state) === 0) {
         if (state.last > this.droppedWatermark) this.droppedWatermark = state.last
         this.topics.delete(topic)
       }

@@ -128,10 +128,6 @@ export class PublishFlow {
     }
   }
 
-  get isArmed(): boolean {
-    return this.armed
-  }
-
   /** Resolves when one more publish may start; call `started()` right after starting it. */
   admit(): Promise<void> | undefined {
     if (!this.armed || (this.waiters.length === 0 && this.admitted - this.ackedThrough < this.window)) {

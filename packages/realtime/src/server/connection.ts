@@ -79,7 +79,6 @@ let nextConnectionNumber = 0
 const CONNECTION_ID_PREFIX = Math.random().toString(36).slice(2, 8)
 
 const CONNECTION = Symbol('realtime.connection')
-type SocketWithConnection = WebSocket & { [CONNECTION]: Connection }
 
 /**
  * The server's sockets (`WebSocketServer`'s `WebSocket` option): `ws` reports a socket's events by
@@ -114,13 +113,6 @@ export class RealtimeSocket extends WebSocket {
   }
 }
 
-function onSocketMessage(this: WebSocket, data: unknown, isBinary: boolean): void {
-  ;(this as SocketWithConnection)[CONNECTION].onMessage(data as Buffer, isBinary)
-}
-function onSocketPong(this: WebSocket): void {
-  ;(this as SocketWithConnection)[CONNECTION].alive = true
-}
-
 /** Bits of `Connection.flags`: five booleans in one field. */
 const CLOSED = 1
 const ALIVE = 2
@@ -150,13 +142,6 @@ interface ConnectionExtras {
   /** The close code counted for this connection (what the server sent, or what ended the socket). */
   closeCode: number | undefined
 }
-function onSocketClose(this: WebSocket, code: number): void {
-  ;(this as SocketWithConnection)[CONNECTION].onClose(code)
-}
-function onSocketError(this: WebSocket, error: Error): void {
-  ;(this as SocketWithConnection)[CONNECTION].onSocketError(error)
-}
-
 /**
  * One client connection: parses its frames, runs hello/auth, subscribes and unsubscribes it, and
  * sends it frames with backpressure. Written against `ws`' WebSocket, of which it uses `send`,
@@ -179,7 +164,7 @@ export class Connection {
   private extras: ConnectionExtras | undefined = undefined
 
   constructor(
-    readonly socket: WebSocket,
+    readonly socket: RealtimeSocket,
     /** The TCP socket under `socket`: corked per tick so that a tick's frames go in one write. */
     private readonly raw: Duplex,
     request: IncomingMessage,
@@ -197,16 +182,9 @@ export class Connection {
         if (!(this.flags & AUTHENTICATED)) this.close(CloseCode.HandshakeTimeout, 'hello timeout')
       }, limits.handshakeTimeoutMs)
     }
-    ;(socket as SocketWithConnection)[CONNECTION] = this
-    // A RealtimeSocket hands its events to the connection itself. Any other socket gets shared
-    // listener functions that find their connection on it: no closures per connection. (Without
-    // an 'error' listener a socket error would crash the process.)
-    if (!(socket instanceof RealtimeSocket)) {
-      socket.on('message', onSocketMessage)
-      socket.on('pong', onSocketPong)
-      socket.on('close', onSocketClose)
-      socket.on('error', onSocketError)
-    }
+    // From here on the socket hands its events (including 'error', which would otherwise crash
+    // the process) to this connection.
+    socket[CONNECTION] = this
   }
 
   /** The connection's id, for logs and `welcome`: not stored, so an idle connection does not keep a string for it. */

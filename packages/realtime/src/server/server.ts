@@ -167,7 +167,8 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
         ctx.onClosed(placeholder)
         return
       }
-      const connection = new Connection(ws, socket, request, address, ctx)
+      // The server's WebSocketServer makes RealtimeSockets (its `WebSocket` option).
+      const connection = new Connection(ws as RealtimeSocket, socket, request, address, ctx)
       connections.add(connection)
       stats.connectionsOpened++
       logger.info({ connectionId: connection.id, address, connections: connections.size }, 'realtime: connection opened')

@@ -1,4 +1,5 @@
 import type { Bus, BusMessage } from '../bus/types.js'
+import { addMember, deleteMember, memberCount, type Members } from '../members.js'
 import type { Position } from '../topics.js'
 import type { Logger, TopicActivity } from './types.js'
 
@@ -88,7 +89,7 @@ export function patchFrameText(topicJson: string, message: BusMessage): string {
  * JSON-quoted name is made at its first message, and the bus listener is one function for all
  * topics.
  */
-class LocalTopic {
+class LocalTopic implements Members<Subscription> {
   /** The subscriber of a topic that has one and no `many` (`many`, once made, holds them all). */
   one: Subscription | undefined = undefined
   /** Every subscriber, in join order, once a second one joined. */
@@ -105,32 +106,13 @@ class LocalTopic {
   constructor(readonly name: string) {}
 
   get subscriberCount(): number {
-    return this.many !== undefined ? this.many.size : this.one !== undefined ? 1 : 0
+    return memberCount(this)
   }
 
   get size(): number {
     return this.subscriberCount + (this.listeners?.size ?? 0)
   }
 
-  add(subscription: Subscription): void {
-    if (this.many !== undefined) this.many.add(subscription)
-    else if (this.one === undefined) this.one = subscription
-    else if (this.one !== subscription) {
-      this.many = new Set([this.one, subscription])
-      this.one = undefined
-    }
-  }
-
-  delete(subscription: Subscription): boolean {
-    if (this.many !== undefined) {
-      if (!this.many.delete(subscription)) return false
-      if (this.many.size === 0) this.many = undefined
-      return true
-    }
-    if (this.one !== subscription) return false
-    this.one = undefined
-    return true
-  }
 }
 
 /**
@@ -243,7 +225,7 @@ export class LocalTopics {
   /** Adds a subscription (buffering until `goLive`); resolves once the bus delivers the topic. */
   join(subscription: Subscription): Promise<void> {
     const topic = this.topicFor(subscription.topic)
-    topic.add(subscription)
+    addMember(topic, subscription)
     return topic.ready
   }
 
@@ -256,7 +238,7 @@ export class LocalTopics {
 
   leave(subscription: Subscription): void {
     const topic = this.topics.get(subscription.topic)
-    if (!topic || !topic.delete(subscription)) return
+    if (!topic || !deleteMember(topic, subscription)) return
     this.releaseIfEmpty(topic)
   }
 
