@@ -29,6 +29,32 @@ function fill(f: PublishFlow): { admitted: number; waiting: Promise<void> } {
   }
 }
 
+/**
+ * Two receivers, a and b, answer probe 1; then b hangs: a answers probes 2-4, b does not, and
+ * 500 ms pass. Probe 2 times out, which silences b, and that completes probes 3 and 4 on a's answers.
+ */
+async function withBHung() {
+  const { f, sent } = flow({ timeoutMs: 500 })
+  fill(f)
+  for (const s of sent) s.receivers(2)
+  await Promise.resolve()
+  f.ack(1, 'a')
+  f.ack(1, 'b')
+  for (const seq of [2, 3, 4]) f.ack(seq, 'a')
+  vi.advanceTimersByTime(500)
+  return { f, sent }
+}
+
+/** Publishes until the window is full again; the first probe that sent reached `receivers`. */
+async function nextProbe(f: PublishFlow, sent: Sent[], receivers: number): Promise<Sent> {
+  const before = sent.length
+  fill(f)
+  const next = sent[before] ?? sent[sent.length - 1]!
+  next.receivers(receivers)
+  await Promise.resolve()
+  return next
+}
+
 const settled = async (p: Promise<unknown>) => {
   let done = false
   void p.then(() => (done = true))
@@ -84,33 +110,16 @@ describe('PublishFlow', () => {
   })
 
   it('stops waiting for an instance that let a probe time out, until it answers again', async () => {
-    const { f, sent } = flow({ timeoutMs: 500 })
-    fill(f)
-    for (const s of sent) s.receivers(2)
-    await Promise.resolve()
-    f.ack(1, 'a')
-    f.ack(1, 'b')
-    // b hangs: a answers probes 2-4, b does not; probe 2 times out, which silences b, and that
-    // completes probes 3 and 4 on a's answers.
-    for (const seq of [2, 3, 4]) f.ack(seq, 'a')
-    vi.advanceTimersByTime(500)
+    const { f, sent } = await withBHung()
     expect(f.state()).toMatchObject({ silent: 1, probes: { completed: 3, timedOut: 1 } })
     // New probes, still two receivers: a's answer is enough.
-    let before = sent.length
-    fill(f)
-    let next = sent[before]!
-    next.receivers(2)
-    await Promise.resolve()
+    let next = await nextProbe(f, sent, 2)
     f.ack(next.seq, 'a')
     expect(f.state().probes.completed).toBe(4)
     // b answers again: it is no longer silent, and the next probe waits for it.
     f.ack(next.seq, 'b')
     expect(f.state().silent).toBe(0)
-    before = sent.length
-    fill(f)
-    next = sent[before] ?? sent[sent.length - 1]!
-    next.receivers(2)
-    await Promise.resolve()
+    next = await nextProbe(f, sent, 2)
     f.ack(next.seq, 'a')
     const completed = f.state().probes.completed
     f.ack(next.seq, 'b')
@@ -118,22 +127,11 @@ describe('PublishFlow', () => {
   })
 
   it('lets silence expire, so that an instance that left does not make probes wait for one too few', async () => {
-    const { f, sent } = flow({ timeoutMs: 500 })
-    fill(f)
-    for (const s of sent) s.receivers(2)
-    await Promise.resolve()
-    f.ack(1, 'a')
-    f.ack(1, 'b')
-    for (const seq of [2, 3, 4]) f.ack(seq, 'a')
-    vi.advanceTimersByTime(500)
+    const { f, sent } = await withBHung()
     expect(f.state()).toMatchObject({ silent: 1, probes: { completed: 3 } })
     // b is gone for good (Redis now counts one receiver), and 30 s pass.
     vi.advanceTimersByTime(30_000)
-    const before = sent.length
-    fill(f)
-    const next = sent[before]!
-    next.receivers(1)
-    await Promise.resolve()
+    const next = await nextProbe(f, sent, 1)
     // Were b still counted silent, this probe to one receiver would be done with no answer at all.
     expect(f.state().silent).toBe(0)
     expect(f.state().probes.completed).toBe(3)

@@ -46,6 +46,13 @@ function samples(text: string): Map<string, number> {
   return map
 }
 
+/** One scrape of `realtime`'s metrics (prefix `rt_`) on a registry of its own. */
+async function scrape(realtime: TestServer['realtime']): Promise<Map<string, number>> {
+  const registry = new Registry()
+  createPrometheusMetrics(realtime, { registry, prefix: 'rt_' })
+  return samples(await registry.metrics())
+}
+
 describe('LatencyHistogram', () => {
   it('counts each observation once, in the first bucket that holds it', () => {
     const histogram = new LatencyHistogram([0.001, 0.01])
@@ -139,9 +146,7 @@ describe('stats()', () => {
       const flow = server.realtime.stats().busFlowControl
       expect(flow).toMatchObject({ waiting: 0 })
       expect(flow!.window).toBeGreaterThanOrEqual(4)
-      const registry = new Registry()
-      createPrometheusMetrics(server.realtime, { registry, prefix: 'rt_' })
-      const s = samples(await registry.metrics())
+      const s = await scrape(server.realtime)
       expect(s.get('rt_bus_publish_waiting')).toBe(0)
       expect(s.get('rt_bus_publish_window')).toBe(flow!.window)
       expect(s.get('rt_bus_delivery_lag_seconds')).toBeGreaterThanOrEqual(0)
@@ -152,9 +157,7 @@ describe('stats()', () => {
     }
     server = await startServer()
     expect(server.realtime.stats().busFlowControl).toBeUndefined()
-    const registry = new Registry()
-    createPrometheusMetrics(server.realtime, { registry, prefix: 'rt_' })
-    expect(samples(await registry.metrics()).has('rt_bus_publish_waiting')).toBe(false)
+    expect((await scrape(server.realtime)).has('rt_bus_publish_waiting')).toBe(false)
   })
 })
 
