@@ -162,9 +162,11 @@ const result = { command, realtimeSource, experiment: values.experiment ?? null,
 const name = values.out ?? (quick ? 'quick' : 'full')
 const resultsDir = path.join(REPO_ROOT, 'bench/results')
 mkdirSync(resultsDir, { recursive: true })
-const svg = latencySvg(best, `Latency at ${settings.fixedRate}k deliveries/s, Node ${machine.node}`)
+// The plot is of the fanout scenario's fixed-rate phases: a run without them has nothing to plot.
+const plotted = best.some((b) => b.scenario === 'fanout' && String(b.phase).startsWith('fixed'))
+const svg = plotted ? latencySvg(best, `Latency at ${settings.fixedRate}k deliveries/s, Node ${machine.node}`) : undefined
 writeFileSync(path.join(resultsDir, `${name}.json`), JSON.stringify(result, null, 2))
-writeFileSync(path.join(resultsDir, `${name}-latency.svg`), svg)
+if (svg) writeFileSync(path.join(resultsDir, `${name}-latency.svg`), svg)
 const md = [
   `Command: \`${command}\``,
   `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memGB} GB, ${machine.platform}; Node ${machine.node}; ${machine.taskset ? 'server on core 0, clients on core 1 (taskset)' : 'NOT pinned (no taskset)'}; client sockets: ${settings.clientImpl}.`,
@@ -179,8 +181,8 @@ const md = [
 writeFileSync(path.join(resultsDir, `${name}.md`), md)
 if (!quick && !values['no-docs'] && !values.profile) {
   writeFileSync(path.join(REPO_ROOT, 'docs/performance-results.json'), JSON.stringify(result, null, 2))
-  writeFileSync(path.join(REPO_ROOT, 'docs/performance-latency.svg'), svg)
+  if (svg) writeFileSync(path.join(REPO_ROOT, 'docs/performance-latency.svg'), svg)
 }
-console.log(`\nresults: bench/results/${name}.json, plot: bench/results/${name}-latency.svg`)
+console.log(`\nresults: bench/results/${name}.json${svg ? `, plot: bench/results/${name}-latency.svg` : ''}`)
 console.log(`@app/realtime lost messages: ${rtLost}; failures: ${failures.length}; ${seconds.toFixed(0)} s`)
 process.exit(failures.length || rtLost ? 1 : 0)

@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url'
 import v8 from 'node:v8'
 import { REPO_ROOT, sleep } from './ipc.js'
 import { connectWire } from './wire.js'
+import { touchYoungGeneration } from './young-generation.js'
 
 const args = process.argv.slice(2)
 const byRetainer = args.includes('--by-retainer')
@@ -141,25 +142,6 @@ if (args[0] === '--clients') {
   await server.close()
   httpServer.close()
   process.exit(0)
-}
-
-/**
- * Makes the whole young generation resident before the 'before' mark: `--min-semi-space-size`
- * sets its size, but its pages count in RSS only once written to, and how much start-up wrote to
- * depends on the contender (baseline-ws imports ioredis: ~10 MiB more). Without this, that
- * difference was charged to the connections (~1 KB/conn at 10,000 connections).
- */
-function touchYoungGeneration(gc: () => void): void {
-  const bytes = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0
-  let keep: { i: number; s: string }[] = []
-  // ~48 bytes an object and its string: 4x the new space, so that every semi-space page is written.
-  for (let i = 0; i < (4 * bytes) / 48; i++) {
-    keep.push({ i, s: 'x' + i })
-    if (keep.length >= 1000) keep = []
-  }
-  keep = []
-  gc()
-  gc()
 }
 
 /** Count and self size of the snapshot's nodes by `type:name` (strings and arrays by type only). */
