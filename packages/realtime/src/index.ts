@@ -32,4 +32,4 @@ export type {
   WelcomeFrame,
 } from './protocol.js'
 export { RealtimeError, RealtimeErrorCode, isRealtimeError } from './errors.js'
-export type { PatchMessage, Position, TopicMap, TopicName, TopicPayload } from './topics.js'
+export type { PatchMessage, Position, TopicMap, TopicName, TopicPayload, TopicsPayload } from './topics.js'

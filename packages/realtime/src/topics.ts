@@ -14,6 +14,16 @@ export type TopicName<T extends TopicMap> = keyof T & string
 /** The payload type of topic `K` in map `T`. */
 export type TopicPayload<T extends TopicMap, K extends TopicName<T>> = T[K]
 
+/**
+ * A payload that fits every topic of `K` (for `publishTopics`): the intersection of their payload
+ * types, so a payload missing a field of one of the topics is a compile error.
+ */
+export type TopicsPayload<T extends TopicMap, K extends TopicName<T>> = (K extends unknown ? (payload: T[K]) => void : never) extends (
+  payload: infer I,
+) => void
+  ? I
+  : never
+
 /** A position in a topic's history: the store's `epoch` and the message's `offset` (opaque strings). */
 export interface Position {
   epoch: string

@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { InMemoryBus } from '../src/bus/memory.js'
 import type { BusListener, BusMessage } from '../src/bus/types.js'
 import { TokenBucket, takeToken } from '../src/server/limits.js'
-import { LocalTopics, textFrame, type PatchSink, type Subscription } from '../src/server/topics.js'
+import { textFrame } from '../src/server/socket.js'
+import { LocalTopics, type PatchSink, type Subscription } from '../src/server/topics.js'
 import * as ws from 'ws'
 import { RawClient, startServer, waitFor, type TestServer } from './utils/server.js'
 
@@ -32,7 +33,6 @@ function sink(): PatchSink & { frames: string[] } {
   const frames: string[] = []
   return {
     frames,
-    sendFrame: (frame) => frames.push(frame.toString()),
     // A live patch comes framed: its text is the last `payloadBytes` bytes.
     sendPatch: (frame, payloadBytes) => frames.push(frame.subarray(frame.length - payloadBytes).toString()),
     slow: vi.fn(),

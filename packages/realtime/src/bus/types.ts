@@ -48,6 +48,12 @@ export type BusListener = (message: BusMessage) => void
  */
 export interface Bus {
   publish(topic: string, data: string): Promise<Position>
+  /**
+   * Publishes one payload to several topics in one step (`RedisBus`: one round trip); resolves with
+   * each topic's position, in the order given. Each topic's messages stay in order, as with
+   * `publish`. Optional: without it the server calls `publish` for each topic.
+   */
+  publishMany?(topics: readonly string[], data: string): Promise<Position[]>
   subscribe(topic: string, listener: BusListener): Promise<void>
   unsubscribe(topic: string, listener: BusListener): Promise<void>
   history(topic: string, since?: Position): Promise<HistoryResult>

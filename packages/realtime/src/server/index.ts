@@ -2,6 +2,7 @@
  * `@app/realtime/server`: the WebSocket server and the default in-memory bus (Node only).
  */
 export { createRealtimeServer } from './server.js'
+export type { TrustProxy } from './admission.js'
 export { DEFAULT_LIMITS } from './limits.js'
 export {
   createPrometheusMetrics,
@@ -37,4 +38,4 @@ export {
   type HistoryResult,
 } from '../bus/types.js'
 export { RealtimeError, isRealtimeError, RealtimeErrorCode } from '../errors.js'
-export type { Position, TopicMap, TopicName, TopicPayload } from '../topics.js'
+export type { Position, TopicMap, TopicName, TopicPayload, TopicsPayload } from '../topics.js'

@@ -3,21 +3,18 @@ import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { InMemoryBus } from '../bus/memory.js'
 import type { Bus } from '../bus/types.js'
-import { RealtimeError, isRealtimeError } from '../errors.js'
+import { RealtimeError } from '../errors.js'
 import { CloseCode, isValidTopic } from '../protocol.js'
 import type { Position, TopicMap } from '../topics.js'
-import { Connection, RealtimeSocket, type ConnectionContext } from './connection.js'
+import { Admission } from './admission.js'
+import { Connection, type ConnectionContext, type ConnectionSubscription } from './connection.js'
 import { Heartbeat } from './heartbeat.js'
 import { resolveLimits } from './limits.js'
+import { Publisher } from './publish.js'
+import { RealtimeSocket } from './socket.js'
 import { StatsCounters, count } from './stats.js'
 import { LocalTopics, type ServerTopicListener } from './topics.js'
-import type {
-  Logger,
-  Principal,
-  RealtimeServer,
-  RealtimeServerOptions,
-  TopicListenerHandle,
-} from './types.js'
+import type { Logger, Principal, RealtimeServer, RealtimeServerOptions, TopicListenerHandle } from './types.js'
 
 /** An upgrade socket's error ends it; a plain function, so no closure outlives the handshake. */
 function destroySocket(this: Duplex): void {
@@ -32,16 +29,6 @@ const BUSIEST_TOPICS = 10
 /** Milliseconds since the Unix epoch, with sub-millisecond precision (as `BusMessage.publishedAt`). */
 function wallClockMs(): number {
   return performance.timeOrigin + performance.now()
-}
-
-/**
- * One line per publish. `$`-prefixed topics are the app's own telemetry (published every second
- * or so): at debug level, so that they do not drown the publishes of the app's data.
- */
-function logPublished(logger: Logger, topic: string, position: Position, subscribers: number): void {
-  const fields = { topic, offset: position.offset, epoch: position.epoch, subscribers }
-  if (topic.startsWith('$')) logger.debug?.(fields, 'realtime: published')
-  else logger.info(fields, 'realtime: published')
 }
 
 /** How long `close()` waits for clients to finish the closing handshake before destroying them. */
@@ -64,13 +51,13 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
   const bus: Bus = options.bus ?? new InMemoryBus(options.history ? { history: options.history } : {})
   const allowedOrigins = options.allowedOrigins ? new Set(options.allowedOrigins) : undefined
   const stats = new StatsCounters()
-  const topics = new LocalTopics(bus, logger, (sent, message) => {
+  const topics = new LocalTopics<ConnectionSubscription<P>>(bus, logger, (sent, message) => {
     stats.delivered += sent
     // Once per message, after its whole local fanout: never per subscriber.
     if (message.publishedAt !== undefined) stats.publishToSend.observe((wallClockMs() - message.publishedAt) / 1000)
   })
-  const connections = new Set<Connection>()
-  const perAddress = new Map<string, number>()
+  const connections = new Set<Connection<P>>()
+  const admission = new Admission(limits, options.trustProxy)
   let busUp = bus.healthy !== false
   // A bus that is still connecting when the server starts has not *re*connected when it comes up.
   let busWasUp = busUp
@@ -82,9 +69,11 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
   })
   const stopBusGaps = bus.onGap?.((topic) => {
     logger.warn({ topic }, 'realtime: the bus lost messages; subscribers will resync')
-    for (const subscription of topics.subscriptionsOf(topic)) void (subscription.sink as Connection).resync(topic)
+    for (const subscription of topics.subscriptionsOf(topic)) void subscription.sink.resync(topic)
   })
   let closing: Promise<void> | undefined
+  /** Called when the last open connection has closed (while `close()` waits for it). */
+  let onAllClosed: (() => void) | undefined
 
   const wss = new WebSocketServer({
     noServer: true,
@@ -94,26 +83,34 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     WebSocket: RealtimeSocket,
   })
 
-  const ctx: ConnectionContext = {
+  const ctx: ConnectionContext<P> = {
     bus,
     topics,
     stats,
     limits,
     logger,
     heartbeatMs,
-    authenticate: options.authenticate as ConnectionContext['authenticate'],
-    authorize: options.authorize as ConnectionContext['authorize'],
+    handshake: options.authenticate ? { authenticate: options.authenticate, limits, stats, logger } : undefined,
+    authorize: options.authorize,
     onClosed(connection) {
       if (!connections.delete(connection)) return
-      const left = (perAddress.get(connection.address) ?? 1) - 1
-      if (left > 0) perAddress.set(connection.address, left)
-      else perAddress.delete(connection.address)
+      admission.release(connection.address)
       logger.info(
         { connectionId: connection.id, code: connection.closeCode, connections: connections.size },
         'realtime: connection closed',
       )
+      if (connections.size === 0) onAllClosed?.()
     },
   }
+
+  const publisher = new Publisher({
+    bus,
+    stats,
+    logger: logger === silentLogger ? undefined : logger,
+    validate: options.validate,
+    subscriberCount: (topic) => topics.subscriberCount(topic),
+    closing: () => closing !== undefined,
+  })
 
   const heartbeat = new Heartbeat(heartbeatMs, () => {
     for (const connection of connections) connection.heartbeat()
@@ -134,6 +131,11 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     socket.destroy()
   }
 
+  const REFUSALS = {
+    max_connections: 'the server is at its connection limit',
+    max_connections_per_address: 'too many connections from this address',
+  } as const
+
   function handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', destroySocket)
     if (closing) return refuse(socket, 503, 'shutting_down', 'the server is shutting down')
@@ -141,34 +143,26 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     if (allowedOrigins && (!origin || !allowedOrigins.has(origin))) {
       return refuse(socket, 403, 'origin', 'origin not allowed')
     }
-    const address = request.socket.remoteAddress ?? 'unknown'
-    if (connections.size >= limits.maxConnections) {
-      return refuse(socket, 503, 'max_connections', 'the server is at its connection limit')
-    }
-    if ((perAddress.get(address) ?? 0) >= limits.maxConnectionsPerAddress) {
-      return refuse(socket, 503, 'max_connections_per_address', 'too many connections from this address')
-    }
+    const address = admission.addressOf(request)
     // Counted before the handshake finishes so that a burst cannot overshoot the limits.
-    perAddress.set(address, (perAddress.get(address) ?? 0) + 1)
-    const placeholder = { address } as Connection
-    connections.add(placeholder)
-    // `ws` answers a bad handshake itself and never calls back: undo the reservation then. The
+    const refusal = admission.admit(address)
+    if (refusal) return refuse(socket, 503, refusal, REFUSALS[refusal])
+    // `ws` answers a bad handshake itself and never calls back: give the place back then. The
     // listener goes once the handshake succeeds (often synchronously, inside handleUpgrade), so
     // that it does not keep this scope — and the upgrade request — alive for the connection's life.
-    const release = (): void => {
-      if (connections.delete(placeholder)) ctx.onClosed(placeholder)
-    }
+    const release = (): void => admission.release(address)
     socket.once('close', release)
     wss.handleUpgrade(request, socket, head, (ws: WebSocket) => {
       socket.off('close', release)
-      connections.delete(placeholder)
       if (closing) {
         ws.close(CloseCode.GoingAway, 'server shutting down')
-        ctx.onClosed(placeholder)
+        admission.release(address)
         return
       }
       // The server's WebSocketServer makes RealtimeSockets (its `WebSocket` option).
-      const connection = new Connection(ws as RealtimeSocket, socket, request, address, ctx)
+      const realtimeSocket = ws as RealtimeSocket
+      const connection = new Connection<P>(realtimeSocket, request, address, ctx)
+      realtimeSocket.attach(socket, connection)
       connections.add(connection)
       stats.connectionsOpened++
       logger.info({ connectionId: connection.id, address, connections: connections.size }, 'realtime: connection opened')
@@ -189,39 +183,6 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
   }
   if (options.server && !options.noServer) options.server.on('upgrade', onServerUpgrade)
 
-  async function publishTopic(topic: string, payload: unknown): Promise<Position> {
-    if (closing) throw new RealtimeError('CLOSED', 'the realtime server is closed')
-    if (!isValidTopic(topic)) {
-      throw new RealtimeError('INVALID_TOPIC', `invalid topic ${JSON.stringify(String(topic).slice(0, 50))}: 1-200 characters of A-Z a-z 0-9 _ - : . @`)
-    }
-    if (options.validate) {
-      try {
-        options.validate(topic, payload)
-      } catch (error) {
-        throw new RealtimeError('INVALID_PAYLOAD', `payload for "${topic}" is invalid: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
-      }
-    }
-    let data: string | undefined
-    try {
-      data = JSON.stringify(payload)
-    } catch (error) {
-      throw new RealtimeError('INVALID_PAYLOAD', `payload for "${topic}" cannot be serialized as JSON`, { cause: error })
-    }
-    if (data === undefined) throw new RealtimeError('INVALID_PAYLOAD', `payload for "${topic}" is not JSON (undefined or a function)`)
-    try {
-      const started = performance.now()
-      const position = await bus.publish(topic, data)
-      stats.busPublish.observe((performance.now() - started) / 1000)
-      stats.published++
-      // Without a logger, not even the log record is built: this runs once per publish.
-      if (logger !== silentLogger) logPublished(logger, topic, position, topics.subscriberCount(topic))
-      return position
-    } catch (error) {
-      if (isRealtimeError(error)) throw error
-      throw new RealtimeError('BUS_UNAVAILABLE', `publish to "${topic}" failed: the bus is unavailable`, { cause: error })
-    }
-  }
-
   function onTopic(topic: string, listener: (payload: never, position: Position) => void): TopicListenerHandle {
     if (!isValidTopic(topic)) throw new RealtimeError('INVALID_TOPIC', `invalid topic ${JSON.stringify(String(topic).slice(0, 50))}`)
     const fn = listener as ServerTopicListener
@@ -235,9 +196,8 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
 
   function revoke(topic: string, predicate?: (principal: P) => boolean, reason = 'revoked'): number {
     let revoked = 0
-    for (const subscription of [...topics.subscriptionsOf(topic)]) {
-      const connection = subscription.sink as Connection
-      if (predicate && !predicate(connection.principal as P)) continue
+    for (const { sink: connection } of [...topics.subscriptionsOf(topic)]) {
+      if (predicate && !predicate(connection.principal)) continue
       if (connection.revoke(topic, reason)) revoked++
     }
     return revoked
@@ -245,14 +205,9 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
 
   function stats_() {
     let subscriptions = 0
-    let open = 0
-    for (const connection of connections) {
-      if (!(connection instanceof Connection)) continue
-      open++
-      subscriptions += connection.subscriptionCount
-    }
+    for (const connection of connections) subscriptions += connection.subscriptionCount
     const snapshot = stats.snapshot({
-      connections: open,
+      connections: connections.size,
       subscriptions,
       topics: topics.size,
       busStatus: busUp ? 'up' : 'down',
@@ -265,28 +220,27 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     return snapshot
   }
 
+  /** Closes every open connection with 1001 and waits until they are gone (destroying the slow ones). */
+  function closeConnections(): Promise<void> {
+    if (connections.size === 0) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        for (const connection of connections) connection.socket.terminate()
+      }, CLOSE_DRAIN_MS)
+      onAllClosed = () => {
+        clearTimeout(timer)
+        onAllClosed = undefined
+        resolve()
+      }
+      for (const connection of [...connections]) connection.close(CloseCode.GoingAway, 'server shutting down')
+    })
+  }
+
   async function close(): Promise<void> {
     closing ??= (async () => {
       if (options.server) options.server.off('upgrade', onServerUpgrade)
       heartbeat.stop()
-      const open = [...connections].filter((c): c is Connection => c instanceof Connection)
-      await Promise.all(
-        open.map(
-          (connection) =>
-            new Promise<void>((resolve) => {
-              if (connection.socket.readyState === 3) return resolve()
-              const timer = setTimeout(() => {
-                connection.socket.terminate()
-                resolve()
-              }, CLOSE_DRAIN_MS)
-              connection.socket.once('close', () => {
-                clearTimeout(timer)
-                resolve()
-              })
-              connection.close(CloseCode.GoingAway, 'server shutting down')
-            }),
-        ),
-      )
+      await closeConnections()
       stopBusStatus?.()
       stopBusGaps?.()
       await new Promise<void>((resolve) => wss.close(() => resolve()))
@@ -296,7 +250,8 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
   }
 
   return {
-    publishTopic: publishTopic as RealtimeServer<T, P>['publishTopic'],
+    publishTopic: ((topic: string, payload: unknown) => publisher.publish(topic, payload)) as RealtimeServer<T, P>['publishTopic'],
+    publishTopics: ((topics: readonly string[], payload: unknown) => publisher.publishMany(topics, payload)) as RealtimeServer<T, P>['publishTopics'],
     onTopic: onTopic as RealtimeServer<T, P>['onTopic'],
     revoke,
     handleUpgrade,

@@ -1,15 +1,14 @@
 import type { Bus, BusMessage } from '../bus/types.js'
 import { addMember, deleteMember, memberCount, type Members } from '../members.js'
 import type { Position } from '../topics.js'
+import { textFrame } from './socket.js'
 import type { Logger, TopicActivity } from './types.js'
 
 /** Told after each live fanout that reached at least one subscriber: once per message, not per subscriber. */
 export type DeliveredListener = (count: number, message: BusMessage) => void
 
-/** What a subscription needs from its connection: a way to send a frame. */
+/** What a subscription needs from its connection: the outbound path's live-patch write. */
 export interface PatchSink {
-  /** Sends one text message (replayed history, frames outside the live fanout). */
-  sendFrame(frame: Buffer | string): void
   /**
    * Sends a patch of the live fanout: `frame` is a whole WebSocket text frame (`textFrame`), the
    * same buffer for every subscriber of a message; `payloadBytes` is the size of its text.
@@ -43,44 +42,20 @@ export type ServerTopicListener = (payload: unknown, position: Position) => void
 /** The `ready` of a topic whose bus subscription is in place: one shared promise, not one per topic. */
 const SUBSCRIBED: Promise<void> = Promise.resolve()
 
-/**
- * A WebSocket text frame (RFC 6455 §5.2) holding `text` (of `byteLength` UTF-8 bytes): FIN and
- * opcode 1, no mask (a server's frames are never masked), the payload length in 7 bits, or 126 and
- * 16 bits, or 127 and 64 bits, then the payload. The bytes `ws` writes for `send(text)`, in one
- * buffer made once per message instead of a header per receiver.
- */
-export function textFrame(text: string, byteLength: number): Buffer {
-  const head = byteLength < 126 ? 2 : byteLength < 65_536 ? 4 : 10
-  const frame = Buffer.allocUnsafe(head + byteLength)
-  frame[0] = 0x81
-  if (head === 2) {
-    frame[1] = byteLength
-  } else if (head === 4) {
-    frame[1] = 126
-    frame.writeUInt16BE(byteLength, 2)
-  } else {
-    frame[1] = 127
-    // A string's UTF-8 form is far below 2^32 bytes: the high half of the 64-bit length is 0.
-    frame.writeUInt32BE(0, 2)
-    frame.writeUInt32BE(byteLength, 6)
-  }
-  frame.write(text, head, 'utf8')
-  return frame
-}
+/** The epoch of the last patch text made, and the end of its text (`,"epoch":"…"}`): made once per epoch. */
+let lastEpoch = ''
+let lastEpochTail = ''
 
-/** Builds the text of a patch frame from a bus message: the payload is already JSON. */
-export function patchFrameText(topicJson: string, message: BusMessage): string {
-  return (
-    '{"type":"patch","topic":' +
-    topicJson +
-    ',"payload":' +
-    message.data +
-    ',"offset":' +
-    JSON.stringify(message.offset) +
-    ',"epoch":' +
-    JSON.stringify(message.epoch) +
-    '}'
-  )
+/**
+ * The text of a patch frame for a bus message (the payload is already JSON): the one encoder of
+ * patches, for the live fanout and for history replay alike. `topicJson` is `JSON.stringify(topic)`.
+ */
+export function patchText(topicJson: string, message: BusMessage): string {
+  if (message.epoch !== lastEpoch) {
+    lastEpoch = message.epoch
+    lastEpochTail = ',"epoch":' + JSON.stringify(message.epoch) + '}'
+  }
+  return '{"type":"patch","topic":' + topicJson + ',"payload":' + message.data + ',"offset":' + JSON.stringify(message.offset) + lastEpochTail
 }
 
 /**
@@ -89,11 +64,11 @@ export function patchFrameText(topicJson: string, message: BusMessage): string {
  * JSON-quoted name is made at its first message, and the bus listener is one function for all
  * topics.
  */
-class LocalTopic implements Members<Subscription> {
+class LocalTopic<S extends Subscription> implements Members<S> {
   /** The subscriber of a topic that has one and no `many` (`many`, once made, holds them all). */
-  one: Subscription | undefined = undefined
+  one: S | undefined = undefined
   /** Every subscriber, in join order, once a second one joined. */
-  many: Set<Subscription> | undefined = undefined
+  many: Set<S> | undefined = undefined
   /** Server-side `onTopic` listeners; created on the first one (most topics never have any). */
   listeners: Set<ServerTopicListener> | undefined = undefined
   /** `JSON.stringify(name)`, made at the first patch frame of the topic. */
@@ -120,17 +95,14 @@ class LocalTopic implements Members<Subscription> {
  * A topic joins the bus on its first member and leaves on its last, so the bus traffic an instance
  * receives follows its clients' interest.
  */
-export class LocalTopics {
-  private readonly topics = new Map<string, LocalTopic>()
+export class LocalTopics<S extends Subscription = Subscription> {
+  private readonly topics = new Map<string, LocalTopic<S>>()
   /**
    * Topics that lost their last member and whose bus unsubscribe waits for their `ready`. A member
    * that comes meanwhile takes the topic back: the one bus listener, shared by every topic, is then
    * never subscribed to a topic twice, nor unsubscribed after its topic came back.
    */
-  private readonly releasing = new Map<string, LocalTopic>()
-  /** The epoch of the last live message, and the end of its patch frames (`,"epoch":"…"}`). */
-  private epoch = ''
-  private epochTail = ''
+  private readonly releasing = new Map<string, LocalTopic<S>>()
 
   constructor(
     private readonly bus: Bus,
@@ -156,7 +128,7 @@ export class LocalTopics {
     if (one !== undefined) {
       if (one.pending) this.hold(one, message)
       else {
-        const text = this.patchText(topic, message)
+        const text = patchText((topic.topicJson ??= JSON.stringify(topic.name)), message)
         bytes = Buffer.byteLength(text)
         one.sink.sendPatch(textFrame(text, bytes), bytes)
         sent = 1
@@ -168,7 +140,7 @@ export class LocalTopics {
           continue
         }
         if (frame === undefined) {
-          const text = this.patchText(topic, message)
+          const text = patchText((topic.topicJson ??= JSON.stringify(topic.name)), message)
           bytes = Buffer.byteLength(text)
           frame = textFrame(text, bytes)
         }
@@ -183,24 +155,7 @@ export class LocalTopics {
     if (topic.listeners !== undefined && topic.listeners.size > 0) this.notifyListeners(topic.name, message, topic.listeners)
   }
 
-  /** `patchFrameText` for the live fanout, with the epoch's part made once per epoch. */
-  private patchText(topic: LocalTopic, message: BusMessage): string {
-    if (message.epoch !== this.epoch) {
-      this.epoch = message.epoch
-      this.epochTail = ',"epoch":' + JSON.stringify(message.epoch) + '}'
-    }
-    return (
-      '{"type":"patch","topic":' +
-      (topic.topicJson ??= JSON.stringify(topic.name)) +
-      ',"payload":' +
-      message.data +
-      ',"offset":' +
-      JSON.stringify(message.offset) +
-      this.epochTail
-    )
-  }
-
-  private hold(subscription: Subscription, message: BusMessage): void {
+  private hold(subscription: S, message: BusMessage): void {
     if ((subscription.pending as BusMessage[]).push(message) > MAX_PENDING_MESSAGES) subscription.sink.slow()
   }
 
@@ -223,7 +178,7 @@ export class LocalTopics {
   }
 
   /** Adds a subscription (buffering until `goLive`); resolves once the bus delivers the topic. */
-  join(subscription: Subscription): Promise<void> {
+  join(subscription: S): Promise<void> {
     const topic = this.topicFor(subscription.topic)
     addMember(topic, subscription)
     return topic.ready
@@ -236,7 +191,7 @@ export class LocalTopics {
     return topic.ready
   }
 
-  leave(subscription: Subscription): void {
+  leave(subscription: S): void {
     const topic = this.topics.get(subscription.topic)
     if (!topic || !deleteMember(topic, subscription)) return
     this.releaseIfEmpty(topic)
@@ -248,10 +203,10 @@ export class LocalTopics {
     return this.releaseIfEmpty(topic)
   }
 
-  /** The frame text of a message of `name`, for messages sent outside the shared fanout. */
-  frameText(name: string, message: BusMessage): string {
+  /** `JSON.stringify(name)`, made once per local topic: for patches sent outside the shared fanout. */
+  topicJson(name: string): string {
     const topic = this.topics.get(name)
-    return patchFrameText(topic === undefined ? JSON.stringify(name) : (topic.topicJson ??= JSON.stringify(name)), message)
+    return topic === undefined ? JSON.stringify(name) : (topic.topicJson ??= JSON.stringify(name))
   }
 
   /** How many local subscriptions `name` has (no Set is built for it). */
@@ -259,7 +214,7 @@ export class LocalTopics {
     return this.topics.get(name)?.subscriberCount ?? 0
   }
 
-  subscriptionsOf(name: string): ReadonlySet<Subscription> {
+  subscriptionsOf(name: string): ReadonlySet<S> {
     const topic = this.topics.get(name)
     if (topic === undefined) return new Set()
     return topic.many ?? new Set(topic.one === undefined ? [] : [topic.one])
@@ -268,24 +223,24 @@ export class LocalTopics {
   /** The `limit` topics with the most local subscribers (then the most delivered), busiest first. */
   busiest(limit: number): TopicActivity[] {
     // One pass keeping the top `limit`: no sort of every topic on every stats() call.
-    const top: LocalTopic[] = []
+    const top: LocalTopic<S>[] = []
     if (limit <= 0) return []
-    const before = (a: LocalTopic, b: LocalTopic) =>
+    const before = (a: LocalTopic<S>, b: LocalTopic<S>) =>
       a.subscriberCount > b.subscriberCount || (a.subscriberCount === b.subscriberCount && a.delivered > b.delivered)
     for (const topic of this.topics.values()) {
       if (topic.subscriberCount === 0 && topic.delivered === 0) continue
-      if (top.length === limit && !before(topic, top[limit - 1] as LocalTopic)) continue
+      if (top.length === limit && !before(topic, top[limit - 1] as LocalTopic<S>)) continue
       let i = Math.min(top.length, limit - 1)
       top[i] = topic
-      while (i > 0 && before(topic, top[i - 1] as LocalTopic)) {
-        top[i] = top[i - 1] as LocalTopic
+      while (i > 0 && before(topic, top[i - 1] as LocalTopic<S>)) {
+        top[i] = top[i - 1] as LocalTopic<S>
         top[--i] = topic
       }
     }
     return top.map((t) => ({ topic: t.name, subscribers: t.subscriberCount, delivered: t.delivered }))
   }
 
-  private topicFor(name: string): LocalTopic {
+  private topicFor(name: string): LocalTopic<S> {
     let topic = this.topics.get(name)
     if (topic !== undefined) return topic
     topic = this.releasing.get(name)
@@ -296,7 +251,7 @@ export class LocalTopics {
       this.topics.set(name, topic)
       return topic
     }
-    const created = new LocalTopic(name)
+    const created = new LocalTopic<S>(name)
     created.ready = this.bus.subscribe(name, this.onBusMessage).then(
       () => {
         // Once in place, the shared resolved promise stands in: nothing kept per topic.
@@ -313,7 +268,7 @@ export class LocalTopics {
     return created
   }
 
-  private releaseIfEmpty(topic: LocalTopic): Promise<void> {
+  private releaseIfEmpty(topic: LocalTopic<S>): Promise<void> {
     const name = topic.name
     if (topic.size > 0 || this.topics.get(name) !== topic) return Promise.resolve()
     this.topics.delete(name)

@@ -1,7 +1,8 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Bus, BusFlowControl, HistoryOptions } from '../bus/types.js'
-import type { Position, TopicMap, TopicName } from '../topics.js'
+import type { Position, TopicMap, TopicName, TopicsPayload } from '../topics.js'
+import type { TrustProxy } from './admission.js'
 import type { LatencyStats } from './latency.js'
 
 /** Whatever `authenticate` returns: the identity a connection acts as. */
@@ -66,6 +67,14 @@ export interface RealtimeServerOptions<P = Principal> {
   limits?: Limits
   /** Interval of WebSocket pings; a peer that misses one whole interval is closed 4009. Default 25 000. */
   heartbeatMs?: number
+  /**
+   * Behind a reverse proxy (nginx, a load balancer): which hops may name the client's address in
+   * `X-Forwarded-For`, for the per-address connection cap and the logs. `true` (every hop), a hop
+   * count, or the proxies' addresses / CIDR ranges (an array or a comma-separated string), or a
+   * function `(address, hop) => boolean`; as Fastify's option of the same name. Default `false`:
+   * the socket's address (behind a proxy, every client then shares the proxy's address).
+   */
+  trustProxy?: TrustProxy
   /** Allowed values of the Origin header; others are refused before the upgrade. Default: any. */
   allowedOrigins?: string[]
   logger?: Logger
@@ -140,6 +149,14 @@ export interface TopicListenerHandle {
 export interface RealtimeServer<T extends TopicMap = TopicMap, P = Principal> {
   /** Publishes a payload to a topic on every instance; resolves with its position. */
   publishTopic<K extends TopicName<T>>(topic: K, payload: T[K]): Promise<Position>
+  /**
+   * Publishes one payload to several topics in one call: every topic and the payload are checked
+   * first (one bad topic rejects the whole call before anything is published), the payload is
+   * serialized once, and the bus is called once (one Redis round trip on `RedisBus`). Each topic
+   * keeps its own order and positions; resolves with them in the order of `topics`. The payload
+   * must fit every topic given.
+   */
+  publishTopics<K extends TopicName<T>>(topics: readonly K[], payload: TopicsPayload<T, K>): Promise<Position[]>
   /**
    * A server-side listener on the bus (every instance's publishes reach it). Returns a function
    * that removes it. The bus subscription is made in the background; `ready` of the returned

@@ -1,0 +1,186 @@
+import { catchUp } from '../bus/catchup.js'
+import type { Bus, BusMessage } from '../bus/types.js'
+import { keyedCount, keyedDelete, keyedGet, keyedSet, keyedValues, type KeyedMembers } from '../members.js'
+import { ErrorCode, type FrameId, type SubscribeFrame, type UnsubscribeFrame } from '../protocol.js'
+import type { Position } from '../topics.js'
+import { Outbound, type OutboundContext } from './outbound.js'
+import { count } from './stats.js'
+import { patchText, type LocalTopics, type Subscription } from './topics.js'
+import type { Logger, Principal } from './types.js'
+
+/** What a connection's subscriptions need from the server. */
+export interface SubscriberContext<P> extends OutboundContext {
+  readonly bus: Bus
+  readonly topics: LocalTopics<ConnectionSubscription<P>>
+  readonly logger: Logger
+  readonly authorize: ((principal: P, topic: string) => boolean | Promise<boolean>) | undefined
+}
+
+/** A subscription of a connection, with what the protocol needs to answer for it. */
+export interface ConnectionSubscription<P = Principal> extends Subscription {
+  readonly sink: Subscriber<P>
+  /** False once unsubscribed or closed: async steps of a pending subscribe check it. */
+  active: boolean
+}
+
+/**
+ * A connection's subscriptions: `subscribe` (the limit, `authorize`, joining the topic, the history
+ * read and the catch-up merge), `unsubscribe`, revocation, resync after a bus gap, and the
+ * re-authorization after new credentials. The middle layer of `Connection` (outbound path below,
+ * the protocol's frames and phases above), kept in one object so an idle connection is one object.
+ */
+export abstract class Subscriber<P = Principal> extends Outbound {
+  /** By topic; one field for the one subscription most connections have (see `KeyedMembers`). */
+  private subscriptions: KeyedMembers<ConnectionSubscription<P>> = undefined
+  declare protected readonly ctx: SubscriberContext<P>
+
+  abstract get id(): string
+  abstract get principal(): P
+  /** Sends an `error` frame for a refused or bad frame. */
+  abstract reject(error: { code: ErrorCode; message: string; id?: FrameId; topic?: string }): void
+
+  get subscriptionCount(): number {
+    return keyedCount(this.subscriptions)
+  }
+
+  /** Removes this connection's subscription to `topic`, telling the client why. */
+  revoke(topic: string, reason: string): boolean {
+    const subscription = keyedGet(this.subscriptions, topic)
+    if (!subscription) return false
+    this.drop(subscription)
+    count(this.ctx.stats.drops, 'revoked')
+    this.send({ type: 'unsubscribed', topic, reason })
+    return true
+  }
+
+  /**
+   * The bus lost messages of `topic` that this subscription may not have seen: tell the client
+   * with an unasked `subscribed` (`recovered: false`, the current position) so it refetches.
+   */
+  async resync(topic: string): Promise<void> {
+    const subscription = keyedGet(this.subscriptions, topic)
+    if (!subscription || subscription.pending) return
+    try {
+      const { position } = await this.ctx.bus.history(topic)
+      if (!subscription.active || keyedGet(this.subscriptions, topic) !== subscription) return
+      this.send({ type: 'subscribed', topic, epoch: position.epoch, offset: position.offset, recovered: false })
+    } catch (error) {
+      this.ctx.logger.warn({ err: error, topic, connectionId: this.id }, 'realtime: resync after a bus gap failed')
+    }
+  }
+
+  /** The principal changed (a successful `auth`): keep only the subscriptions it may still have. */
+  async reauthorize(): Promise<void> {
+    const authorize = this.ctx.authorize
+    if (!authorize) return
+    for (const { topic } of keyedValues(this.subscriptions)) {
+      let allowed = false
+      try {
+        allowed = await authorize(this.principal, topic)
+      } catch {
+        allowed = false
+      }
+      if (!allowed && !this.closed) this.revoke(topic, 'forbidden')
+    }
+  }
+
+  protected async subscribe(frame: SubscribeFrame): Promise<void> {
+    const { topic, id } = frame
+    const ctx = this.ctx
+    const existing = keyedGet(this.subscriptions, topic)
+    if (existing) this.drop(existing)
+    else if (keyedCount(this.subscriptions) >= ctx.limits.maxSubscriptions) {
+      count(ctx.stats.drops, 'too_many_subscriptions')
+      const message = `at most ${ctx.limits.maxSubscriptions} subscriptions per connection`
+      this.reject({ code: ErrorCode.TOO_MANY_SUBSCRIPTIONS, message, id, topic })
+      return
+    }
+    const subscription: ConnectionSubscription<P> = { sink: this, topic, pending: [], active: true }
+    // Registered before any await so that the limit counts it and an unsubscribe can cancel it.
+    this.subscriptions = keyedSet(this.subscriptions, subscription)
+    try {
+      if (ctx.authorize && !(await this.authorized(ctx.authorize, subscription, id))) return
+      // Join first, then read history: what is published meanwhile waits in `pending`.
+      await ctx.topics.join(subscription)
+      if (!subscription.active) return
+      const history = await ctx.bus.history(topic, frame.since)
+      if (!subscription.active) return
+      const { position, recovered } = history
+      this.send({ type: 'subscribed', ...(id === undefined ? {} : { id }), topic, epoch: position.epoch, offset: position.offset, recovered })
+      const from = { epoch: position.epoch, offset: recovered && frame.since ? frame.since.offset : position.offset }
+      await this.replay(subscription, history.messages, from)
+    } catch (error) {
+      if (!subscription.active) return
+      this.drop(subscription)
+      ctx.logger.error({ err: error, topic, connectionId: this.id }, 'realtime: subscribe failed')
+      count(ctx.stats.errors, ErrorCode.INTERNAL)
+      this.send({ type: 'error', ...(id === undefined ? {} : { id }), topic, code: ErrorCode.INTERNAL, message: 'subscribe failed: the bus is unavailable; retry later' })
+    }
+  }
+
+  /** Runs `authorize`; false (and the subscription gone, the client told) when it says no or throws. */
+  private async authorized(
+    authorize: NonNullable<SubscriberContext<P>['authorize']>,
+    subscription: ConnectionSubscription<P>,
+    id: FrameId | undefined,
+  ): Promise<boolean> {
+    const { ctx } = this
+    const { topic } = subscription
+    let allowed: boolean
+    try {
+      allowed = await authorize(this.principal, topic)
+    } catch (error) {
+      ctx.logger.error({ err: error, topic, connectionId: this.id }, 'realtime: authorize threw')
+      allowed = false
+    }
+    if (!subscription.active) return false
+    if (allowed) return true
+    this.subscriptions = keyedDelete(this.subscriptions, subscription)
+    subscription.active = false
+    count(ctx.stats.refused, 'forbidden')
+    ctx.logger.info({ connectionId: this.id, topic }, 'realtime: subscription forbidden')
+    this.reject({ code: ErrorCode.FORBIDDEN, message: `not allowed to subscribe to "${topic}"`, id, topic })
+    return false
+  }
+
+  /**
+   * The catch-up of a new subscription (`catchUp`): the history read, then the live messages held
+   * in `pending` meanwhile, each once, at the pace the peer reads (history can be far larger than
+   * the send buffer limit); then live. `pending` may grow while this waits for the peer.
+   */
+  private async replay(subscription: ConnectionSubscription<P>, history: readonly BusMessage[], from: Position): Promise<void> {
+    const topicJson = this.ctx.topics.topicJson(subscription.topic)
+    for (const message of catchUp(history, subscription.pending ?? [], from)) {
+      const ready = this.paced()
+      if ((ready !== true && !(await ready)) || !subscription.active) return
+      this.sendPatchText(patchText(topicJson, message))
+      this.ctx.stats.delivered++
+    }
+    // In the turn the merge ended: nothing can have been held after its last look.
+    subscription.pending = null
+  }
+
+  protected unsubscribe(frame: UnsubscribeFrame): void {
+    const subscription = keyedGet(this.subscriptions, frame.topic)
+    if (subscription) this.drop(subscription)
+    this.send({ type: 'unsubscribed', ...(frame.id === undefined ? {} : { id: frame.id }), topic: frame.topic })
+  }
+
+  /** Leaves every topic (the connection closed). */
+  protected leaveAll(): void {
+    const subscriptions = keyedValues(this.subscriptions)
+    this.subscriptions = undefined
+    for (const subscription of subscriptions) this.forget(subscription)
+  }
+
+  private drop(subscription: ConnectionSubscription<P>): void {
+    this.subscriptions = keyedDelete(this.subscriptions, subscription)
+    this.forget(subscription)
+  }
+
+  private forget(subscription: ConnectionSubscription<P>): void {
+    subscription.active = false
+    subscription.pending = null
+    this.ctx.topics.leave(subscription)
+  }
+}
