@@ -107,6 +107,53 @@ export function busContractSuite(name: string, fixture: BusFixture): void {
       })
     })
 
+    describe('#publishMany', () => {
+      it('publishes one payload to each topic, with each topic\'s own position, in the order given', async () => {
+        const b = await bus()
+        if (!b.publishMany) return expect.unreachable('every bus of the library has publishMany')
+        const [t1, t2] = [topic(), topic()]
+        const one = collect()
+        const two = collect()
+        await b.subscribe(t1, one.listener)
+        await b.subscribe(t2, two.listener)
+        const before = await b.publish(t2, '"first"')
+        const positions = await b.publishMany([t1, t2], '{"n":1}')
+        expect(positions).toHaveLength(2)
+        await until('both topics', () => one.messages.length === 1 && two.messages.length === 2)
+        expect(one.messages[0]).toMatchObject({ topic: t1, data: '{"n":1}', offset: positions[0]!.offset, epoch: positions[0]!.epoch })
+        expect(two.messages[1]).toMatchObject({ topic: t2, data: '{"n":1}', offset: positions[1]!.offset, epoch: positions[1]!.epoch })
+        expect(compareOffsets(before.offset, positions[1]!.offset)).toBeLessThan(0)
+        const history = await b.history(t2, before)
+        expect(history.recovered).toBe(true)
+        expect(history.messages.map((m) => m.data)).toEqual(['{"n":1}'])
+      })
+
+      it('keeps each topic in order under concurrent publishers of several topics', async () => {
+        const b = await bus({ history: { size: 500 } })
+        const peer = await fixture.peer(b)
+        if (peer !== b) open.push(peer)
+        const [t1, t2] = [topic(), topic()]
+        const one = collect()
+        const two = collect()
+        await b.subscribe(t1, one.listener)
+        await b.subscribe(t2, two.listener)
+        const calls = Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? b : peer).publishMany!([t1, t2], String(i)))
+        const positions = await Promise.all(calls)
+        await until('400 messages', () => one.messages.length >= 200 && two.messages.length >= 200)
+        await sleep(30)
+        for (const [index, got] of [one, two].entries()) {
+          expect(got.messages).toHaveLength(200)
+          for (let i = 1; i < got.messages.length; i++) {
+            expect(compareOffsets(got.messages[i - 1]!.offset, got.messages[i]!.offset)).toBeLessThan(0)
+          }
+          const sorted = positions.map((p) => p[index]!.offset).sort(compareOffsets)
+          expect(got.messages.map((m) => m.offset)).toEqual(sorted)
+        }
+        // One call appends to both topics in the same step: the two topics saw the calls in one order.
+        expect(one.messages.map((m) => m.data)).toEqual(two.messages.map((m) => m.data))
+      })
+    })
+
     describe('#unsubscribe', () => {
       it('stops delivery to that listener only, and to none once all left', async () => {
         const b = await bus()

@@ -121,8 +121,10 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
       return allowed
     },
   })
-  // Every instance drops its cached copies when any instance writes.
-  const stopInvalidation = app.realtime.onTopic('cache:users', ({ userIds }) => app.userCache.invalidate(userIds))
+  // Every other instance drops its cached copies when one instance writes (the writer already did).
+  const stopInvalidation = app.realtime.onTopic('cache:users', ({ userIds, from }) => {
+    if (from !== app.userCache.origin) app.userCache.invalidate(userIds)
+  })
   await stopInvalidation.ready
 
   await app.register(authRoutes)

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { User } from '../shared/topics.js'
 
 /**
@@ -5,6 +6,8 @@ import type { User } from '../shared/topics.js'
  * app listens to the `cache:users` topic); the TTL only bounds the damage of a lost invalidation.
  */
 export class UserCache {
+  /** Names this cache in `cache:users` messages: the writer invalidates itself, the echo is skipped. */
+  readonly origin = randomUUID()
   readonly #entries = new Map<string, { user: User; expiresAt: number }>()
   readonly #ttlMs: number
   readonly #maxEntries: number

@@ -22,6 +22,8 @@ export interface ProfileUpdated extends User {
 /** Tells every instance to drop these users from its read cache. Never sent to browsers. */
 export interface UsersInvalidated {
   userIds: string[]
+  /** The cache (`UserCache.origin`) of the instance that wrote: it invalidated itself already. */
+  from?: string
 }
 
 /** A refusal an instance saw: a forbidden subscription or refused credentials. */

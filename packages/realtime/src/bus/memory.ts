@@ -107,6 +107,14 @@ export class InMemoryBus implements Bus {
     }
   }
 
+  /** One payload to several topics: a `publish` to each, in the order given (no extra copy of `data`). */
+  publishMany(topics: readonly string[], data: string): Promise<Position[]> {
+    if (this.closed) return Promise.reject(new RealtimeError('CLOSED', 'the bus is closed'))
+    const positions: Promise<Position>[] = []
+    for (const topic of topics) positions.push(this.publish(topic, data))
+    return Promise.all(positions)
+  }
+
   private deliver(listener: BusListener, message: BusMessage): void {
     try {
       listener(message)

@@ -1,6 +1,6 @@
 /**
  * Fastify integration: registers a realtime server on Fastify's own HTTP server and decorates
- * `fastify.realtime` and `fastify.publishTopic`.
+ * `fastify.realtime`, `fastify.publishTopic` and `fastify.publishTopics`.
  *
  * ```ts
  * import realtime from '@app/realtime/fastify'
@@ -48,6 +48,8 @@ declare module 'fastify' {
     realtime: FastifyRealtime
     /** `fastify.realtime.publishTopic`, bound: publishes to a topic on every instance. */
     publishTopic: FastifyRealtime['publishTopic']
+    /** `fastify.realtime.publishTopics`, bound: one payload to several topics in one call. */
+    publishTopics: FastifyRealtime['publishTopics']
   }
 }
 
@@ -59,6 +61,7 @@ const plugin: FastifyPluginAsync<RealtimePluginOptions> = async (fastify: Fastif
   })
   fastify.decorate('realtime', realtime)
   fastify.decorate('publishTopic', realtime.publishTopic.bind(realtime) as FastifyRealtime['publishTopic'])
+  fastify.decorate('publishTopics', realtime.publishTopics.bind(realtime) as FastifyRealtime['publishTopics'])
   // preClose, not onClose: Fastify closes its HTTP server between the two, and Node's
   // `server.close()` waits for every upgraded socket, so open WebSockets would hang `fastify.close()`.
   fastify.addHook('preClose', async () => {

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
+import { catchUp, isRepeat } from '../bus/catchup.js'
 import {
   DEFAULT_HISTORY_SIZE,
   DEFAULT_HISTORY_TTL_MS,
-  compareOffsets,
   type Bus,
   type BusListener,
   type BusMessage,
@@ -160,7 +160,8 @@ export class RedisBus implements Bus {
     this.pub.on('ready', onChange)
     this.pub.on('close', onChange)
     this.pub.on('error', onError)
-    this.pub.defineCommand('realtimeBusPublish', { numberOfKeys: 2, lua: PUBLISH_SCRIPT })
+    // The number of keys comes first in each call: one pair per topic.
+    this.pub.defineCommand('realtimeBusPublish', { lua: PUBLISH_SCRIPT })
     this.pub.defineCommand('realtimeBusHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT })
     this.detach = () => {
       this.sub.off('message', onMessage)
@@ -214,7 +215,19 @@ export class RedisBus implements Bus {
   }
 
   async publish(topic: string, data: string): Promise<Position> {
+    const [position] = await this.publishMany([topic], data)
+    return position as Position
+  }
+
+  /**
+   * One payload to several topics: one script call (one round trip) appends it to each topic's
+   * stream and publishes it on each topic's channel, in the order given. Each topic keeps its own
+   * order and positions. Counts as one publish for flow control. Its keys span several hash slots,
+   * so it needs a single Redis (not a Cluster).
+   */
+  async publishMany(topics: readonly string[], data: string): Promise<Position[]> {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
+    if (topics.length === 0) return []
     if (this.flow) {
       if (!this.ackSubscribed) this.armFlow()
       const wait = this.flow.admit()
@@ -223,23 +236,20 @@ export class RedisBus implements Bus {
         if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
       }
     }
-    const reply = this.deadlines.run(`publish to "${topic}"`, this.pub, () =>
-      (this.pub as RedisWithScripts).realtimeBusPublish(
-        this.streamKey(topic),
-        this.metaKey(topic),
-        data,
-        // One more than the history size: recovery needs the client's last message still present.
-        String(this.size + 1),
-        String(this.ttlMs),
-        this.channel(topic),
-        randomEpoch(),
-      ),
-    )
+    const args: string[] = [String(topics.length * 2)]
+    for (const topic of topics) args.push(this.streamKey(topic), this.metaKey(topic))
+    // One more than the history size: recovery needs the client's last message still present.
+    args.push(data, String(this.size + 1), String(this.ttlMs))
+    for (const topic of topics) args.push(this.channel(topic), randomEpoch())
+    const what = topics.length === 1 ? `"${topics[0]}"` : JSON.stringify(topics.slice(0, 10))
+    const reply = this.deadlines.run(`publish to ${what}`, this.pub, () => (this.pub as RedisWithScripts).realtimeBusPublish(...args))
     // Counted as started now, so that a probe sent next goes out after this publish.
     this.flow?.started()
-    const [epoch, offset] = (await reply) as [string, string]
-    this.published++
-    return { epoch, offset }
+    const flat = (await reply) as string[]
+    this.published += topics.length
+    const positions: Position[] = []
+    for (let i = 0; i < topics.length; i++) positions.push({ epoch: flat[2 * i] as string, offset: flat[2 * i + 1] as string })
+    return positions
   }
 
   async subscribe(topic: string, listener: BusListener): Promise<void> {
@@ -423,8 +433,8 @@ export class RedisBus implements Bus {
   }
 
   private deliver(state: TopicSubscription, message: BusMessage): void {
-    // A repeat can come from the gap fill overlapping live messages; offsets only grow in an epoch.
-    if (state.last && state.last.epoch === message.epoch && compareOffsets(message.offset, state.last.offset) <= 0) return
+    // Offsets only grow in an epoch: a repeat is never passed on.
+    if (isRepeat(message, state.last)) return
     state.last = { epoch: message.epoch, offset: message.offset }
     for (const listener of [...state.listeners]) {
       try {
@@ -437,7 +447,9 @@ export class RedisBus implements Bus {
 
   /**
    * After the subscriber connection came back: subscribe every topic that has listeners again, then
-   * deliver from the streams what was published while it was away, then the held live messages.
+   * deliver what was published while it was away, by the catch-up merge (`catchUp`): live messages
+   * are held while the topic's stream is read, then the stream's messages and the held ones go to
+   * the listeners, each once, in order.
    */
   private async resubscribeAll(): Promise<void> {
     const topics = [...this.topics].filter(([, state]) => state.listeners.size > 0)
@@ -445,35 +457,40 @@ export class RedisBus implements Bus {
     await Promise.all(
       topics.map(([topic, state]) => {
         state.held = []
-        state.filling = this.fill(topic, state).finally(() => {
-          const held = state.held ?? []
+        const merge = (history: readonly BusMessage[]) => {
+          for (const message of catchUp(history, state.held ?? [], state.last)) this.deliver(state, message)
+          // In the turn the merge ended: nothing can have been held after its last look.
           state.held = undefined
           state.filling = undefined
-          for (const message of held) this.deliver(state, message)
-        })
+        }
+        state.filling = this.fill(topic, state).then(merge, () => merge([]))
         return state.filling
       }),
     )
   }
 
-  /** Re-subscribes one topic and delivers from its stream what its listeners missed. */
-  private async fill(topic: string, state: TopicSubscription): Promise<void> {
+  /**
+   * Re-subscribes one topic and reads from its stream what its listeners missed; reports a gap
+   * (and returns nothing) where the stream no longer holds it.
+   */
+  private async fill(topic: string, state: TopicSubscription): Promise<readonly BusMessage[]> {
     try {
       await this.reconcile(topic, state)
     } catch {
       // Down again: the next 'ready' re-subscribes every topic.
       this.subLost = true
-      return
+      return []
     }
     const from = state.last ?? state.base
     if (!from) {
       // Where the listeners were is unknown (Redis was down when they joined): they must resync.
       this.reportGap(topic)
-      return
+      return []
     }
     const result = await this.readHistory(topic, from).catch(() => undefined)
-    if (result?.recovered) for (const message of result.messages) this.deliver(state, message)
-    else this.reportGap(topic)
+    if (result?.recovered) return result.messages
+    this.reportGap(topic)
+    return []
   }
 
   private reportGap(topic: string): void {

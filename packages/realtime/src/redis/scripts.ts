@@ -10,24 +10,34 @@
  */
 
 /**
- * KEYS: stream, meta. ARGV: data, maxlen, ttlMs, channel, fresh epoch.
- * Returns `{epoch, id}`. The published text is `epoch \n id \n data`, parsed by the subscribers.
+ * Publishes one payload to one or more topics in one call (one round trip).
+ * KEYS: stream and meta of each topic, in pairs. ARGV: data, maxlen, ttlMs, then a channel and a
+ * fresh epoch for each topic (ARGV[2 + 2t], ARGV[3 + 2t]). Returns `{epoch, id}` for each topic, flat, in the order given. The
+ * published text is `epoch \n id \n data`, parsed by the subscribers. Each topic is appended and
+ * published in turn, so every topic's messages keep their order, as with separate calls.
  */
 export const PUBLISH_SCRIPT = `
-local epoch = redis.call('HGET', KEYS[2], 'e')
-local published = redis.call('HEXISTS', KEYS[2], 'p') == 1
-if (not epoch) or (published and redis.call('EXISTS', KEYS[1]) == 0) then
-  epoch = ARGV[5]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[2], 'e', epoch, 'p', '1')
-elseif not published then
-  redis.call('HSET', KEYS[2], 'p', '1')
+local result = {}
+for t = 1, #KEYS / 2 do
+  local stream = KEYS[2 * t - 1]
+  local meta = KEYS[2 * t]
+  local epoch = redis.call('HGET', meta, 'e')
+  local published = redis.call('HEXISTS', meta, 'p') == 1
+  if (not epoch) or (published and redis.call('EXISTS', stream) == 0) then
+    epoch = ARGV[3 + 2 * t]
+    redis.call('DEL', meta)
+    redis.call('HSET', meta, 'e', epoch, 'p', '1')
+  elseif not published then
+    redis.call('HSET', meta, 'p', '1')
+  end
+  local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '*', 'd', ARGV[1])
+  redis.call('PEXPIRE', stream, ARGV[3])
+  redis.call('PEXPIRE', meta, ARGV[3])
+  redis.call('PUBLISH', ARGV[2 + 2 * t], epoch .. '\\n' .. id .. '\\n' .. ARGV[1])
+  result[2 * t - 1] = epoch
+  result[2 * t] = id
 end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'd', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('PUBLISH', ARGV[4], epoch .. '\\n' .. id .. '\\n' .. ARGV[1])
-return {epoch, id}
+return result
 `
 
 /**
