@@ -12,7 +12,8 @@
  *   --quick            small sizes, one round (CI keeps it working; < 3 minutes)
  *   --rounds k         rounds (default 3; quick 1)
  *   --sizes 1000,5000  fanout subscriber counts
- *   --users N --admins N --cross N --memory N --recovery N --missed N --phase-ms N
+ *   --users 1000,5000  per-user: users (each on its own user:<id>), one session per count
+ *   --admins N --cross N --memory N --recovery N --missed N --phase-ms N
  *   --conns-per-client N  sockets per client process (default 9500): the memory scenario spreads
  *              its N connections (all to one server) over ceil(N / this) client processes
  *   --rate K           fixed-rate phase: K thousand deliveries/s (default 20: 20 publishes/s to 1,000)
@@ -79,7 +80,7 @@ const settings: Settings = {
   retries: int(values.retries, quick ? 0 : 2),
   redisUrl: process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
   fanoutSizes: values.sizes ? values.sizes.split(',').map(Number) : quick ? [1000] : [1000, 2500, 5000],
-  perUserUsers: int(values.users, quick ? 1000 : 5000),
+  perUserUsers: values.users ? values.users.split(',').map(Number) : [quick ? 1000 : 5000],
   perUserAdmins: int(values.admins, 50),
   crossSubscribers: int(values.cross, quick ? 300 : 1000),
   memoryConnections: int(values.memory, quick ? 1000 : 10_000),

@@ -26,7 +26,8 @@ export interface Settings {
   quietWaitMs: number
   redisUrl: string
   fanoutSizes: number[]
-  perUserUsers: number
+  /** per-user: one session per user count. */
+  perUserUsers: number[]
   perUserAdmins: number
   crossSubscribers: number
   memoryConnections: number
@@ -284,21 +285,23 @@ export async function runScenario(
       })
     }
   } else if (name === 'per-user') {
-    const users = s.perUserUsers
     const admins = s.perUserAdmins
-    await withSession(s, c, name, {}, async (x) => {
-      await x.client.request(
-        'connect',
-        { url: urlOf(c, x.ports[0]!), proto: protoOf(c), impl: x.impl, groups: [{ n: users, topic: 'user:{i}' }, { n: admins, topic: 'profile' }] },
-        120_000,
-      )
-      await sleep(300)
-      // One event = the profile app's write: user:<id> and profile. Whole passes over the users keep
-      // every user's expected count equal.
-      const plan = { kind: 'per-user', users, mode: 'turn', maxEvents: users * 20, maxMs: s.phaseMs } as const
-      const r = await measure(x, { ...plan, firstSeq: nextSeq(users * 20) }, 1 + admins, waits)
-      push('max rate, 1 update/turn', users + admins, { ...r, multiTopicPath: r.multiTopicPath })
-    })
+    // One session per user count (its own server process), as fanout has one per size.
+    for (const users of s.perUserUsers) {
+      await withSession(s, c, name, {}, async (x) => {
+        await x.client.request(
+          'connect',
+          { url: urlOf(c, x.ports[0]!), proto: protoOf(c), impl: x.impl, groups: [{ n: users, topic: 'user:{i}' }, { n: admins, topic: 'profile' }] },
+          120_000,
+        )
+        await sleep(300)
+        // One event = the profile app's write: user:<id> and profile. Whole passes over the users keep
+        // every user's expected count equal.
+        const plan = { kind: 'per-user', users, mode: 'turn', maxEvents: users * 20, maxMs: s.phaseMs } as const
+        const r = await measure(x, { ...plan, firstSeq: nextSeq(users * 20) }, 1 + admins, waits)
+        push('max rate, 1 update/turn', users + admins, { ...r, multiTopicPath: r.multiTopicPath })
+      })
+    }
   } else if (name === 'cross-instance') {
     const n = s.crossSubscribers
     await withSession(s, c, name, { instances: 2, bus: 'redis' }, async (x) => {
