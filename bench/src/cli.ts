@@ -4,30 +4,38 @@
  * and the latency plot.
  *
  *   --scenario fanout|per-user|cross-instance|memory|recovery|all   (repeatable, comma list; default all)
- *   --contender baseline-ws,socket.io,realtime                      (default all three)
+ *   --contender baseline-ws,socket.io,realtime                      (default these three)
+ *              realtime@REF: @app/realtime's packages/realtime/src as committed at git REF (a
+ *              commit, HEAD~3, a branch), beside `realtime` (the work tree) in the same run, e.g.
+ *              --contender baseline-ws,socket.io,realtime,realtime@HEAD~3: prints a before/after
+ *              table of realtime ÷ realtime@<commit>
  *   --quick            small sizes, one round (CI keeps it working; < 3 minutes)
  *   --rounds k         rounds (default 3; quick 1)
  *   --sizes 1000,5000  fanout subscriber counts
- *   --users N --admins N --cross N --memory N --recovery N --missed N --phase-ms N
+ *   --users 1000,5000  per-user: users (each on its own user:<id>), one session per count
+ *   --admins N --cross N --memory N --recovery N --missed N --phase-ms N
+ *   --conns-per-client N  sockets per client process (default 9500): the memory scenario spreads
+ *              its N connections (all to one server) over ceil(N / this) client processes
  *   --rate K           fixed-rate phase: K thousand deliveries/s (default 20: 20 publishes/s to 1,000)
  *   --profile          run servers with --cpu-prof (bench/results/profiles/)
  *   --client wire|ws   client sockets: the bench's minimal RFC 6455 client (default) or the ws library
  *   --quiet-wait ms    before each session wait up to this long for a quiet machine (default 20000; quick 0)
  *   --retries n        re-measure a phase during which other processes took > 25% of a core (default 2; quick 0)
  *   --experiment cork  try a proposed hot-path change on @app/realtime (see src/experiments.ts)
- *   --realtime-ref REF measure @app/realtime's source as committed at git REF (e.g. HEAD), not the work tree
- *   --from-dist        load @app/realtime from its build (packages/realtime/dist) instead of src
+ *   --realtime-ref REF the `realtime` contender measures the source as committed at git REF, not the
+ *              work tree (to compare two commits: --contender realtime@A,realtime@B instead)
+ *   --from-dist        the `realtime` contender loads its build (packages/realtime/dist) instead of src
  *   --out name         results file name (default: full | quick)
  *   --no-docs          do not write docs/performance-*.{json,svg} (quick runs never do)
  */
 import { execFileSync, execSync } from 'node:child_process'
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { CONTENDERS, type ContenderName } from './contenders/types.js'
+import { CONTENDERS, isRealtime, kindOf, type ContenderName } from './contenders/types.js'
 import { hasTaskset, REPO_ROOT } from './ipc.js'
-import { aggregate, latencySvg, ratios, ratioTable, tables } from './report.js'
+import { aggregate, beforeAfter, beforeAfterTable, latencySvg, multiTopicPaths, ratios, ratioTable, tables } from './report.js'
 import { runScenario, SCENARIOS, type Row, type ScenarioName, type Settings } from './scenarios.js'
 
 const { values } = parseArgs({
@@ -43,6 +51,7 @@ const { values } = parseArgs({
     memory: { type: 'string' },
     recovery: { type: 'string' },
     missed: { type: 'string' },
+    'conns-per-client': { type: 'string' },
     'phase-ms': { type: 'string' },
     rate: { type: 'string' },
     profile: { type: 'boolean', default: false },
@@ -63,13 +72,15 @@ const int = (v: string | undefined, d: number) => (v === undefined ? d : Number.
 const settings: Settings = {
   quick,
   fromDist: values['from-dist']!,
+  realtimeSrc: {},
+  connsPerClient: int(values['conns-per-client'], 9500),
   profile: values.profile!,
   clientImpl: values.client === 'ws' ? 'ws' : 'wire',
   quietWaitMs: int(values['quiet-wait'], quick ? 0 : 20_000),
   retries: int(values.retries, quick ? 0 : 2),
   redisUrl: process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
   fanoutSizes: values.sizes ? values.sizes.split(',').map(Number) : quick ? [1000] : [1000, 2500, 5000],
-  perUserUsers: int(values.users, quick ? 1000 : 5000),
+  perUserUsers: values.users ? values.users.split(',').map(Number) : [quick ? 1000 : 5000],
   perUserAdmins: int(values.admins, 50),
   crossSubscribers: int(values.cross, quick ? 300 : 1000),
   memoryConnections: int(values.memory, quick ? 1000 : 10_000),
@@ -89,28 +100,67 @@ const scenarios: ScenarioName[] = (() => {
   for (const s of list) if (!SCENARIOS.includes(s as ScenarioName)) throw new Error(`unknown scenario ${s}`)
   return list as ScenarioName[]
 })()
-const contenders = (values.contender ? values.contender.split(',') : CONTENDERS) as ContenderName[]
+
+/**
+ * `packages/realtime/src` as committed at `commit`, extracted once into bench/results/.snapshot/
+ * (git archive; a snapshot is never changed, so a later run reuses it): edits in progress in the
+ * work tree cannot leak into it, and its internal layout does not matter (only its public entry
+ * points are loaded).
+ */
+function snapshot(commit: string): string {
+  const dir = path.join(REPO_ROOT, 'bench/results/.snapshot', commit)
+  const src = path.join(dir, 'packages/realtime/src')
+  if (!existsSync(path.join(src, 'server/index.ts'))) {
+    const tmp = `${dir}.tmp-${process.pid}`
+    rmSync(tmp, { recursive: true, force: true })
+    mkdirSync(tmp, { recursive: true })
+    execSync(`git archive ${commit} packages/realtime/src | tar -x -C ${JSON.stringify(tmp)}`, { cwd: REPO_ROOT })
+    rmSync(dir, { recursive: true, force: true })
+    renameSync(tmp, dir)
+  }
+  return src
+}
+const resolveCommit = (ref: string) => execFileSync('git', ['rev-parse', '--verify', `${ref}^{commit}`], { cwd: REPO_ROOT, encoding: 'utf8' }).trim()
 
 if (values.experiment) process.env.BENCH_EXPERIMENT = values.experiment
-// The source measured: the work tree, or a snapshot of a commit (others may be editing the tree).
-let realtimeSource = 'work tree'
-if (values['realtime-ref']) {
-  const commit = execFileSync('git', ['rev-parse', values['realtime-ref']], { cwd: REPO_ROOT, encoding: 'utf8' }).trim()
-  const dir = path.join(REPO_ROOT, 'bench/results/.snapshot', commit)
-  rmSync(dir, { recursive: true, force: true })
-  mkdirSync(dir, { recursive: true })
-  execSync(`git archive ${commit} packages/realtime/src | tar -x -C ${JSON.stringify(dir)}`, { cwd: REPO_ROOT })
-  process.env.BENCH_REALTIME_SRC = path.join(dir, 'packages/realtime/src')
-  realtimeSource = `commit ${commit.slice(0, 10)}`
-} else {
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short=10', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim()
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'packages/realtime/src'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim()
-    realtimeSource = `work tree at ${head}${dirty ? ' (with uncommitted changes)' : ''}`
-  } catch {
-    /* not a git checkout */
+// The contenders, each realtime@<ref> named after its short commit; and the source each
+// @app/realtime contender measures: the work tree, or a snapshot of a commit.
+const sources: Record<string, string> = {}
+const contenders: ContenderName[] = []
+for (const given of values.contender ? values.contender.split(',').filter(Boolean) : CONTENDERS) {
+  kindOf(given)
+  let name = given as ContenderName
+  if (given.startsWith('realtime@')) {
+    const ref = given.slice('realtime@'.length)
+    const commit = resolveCommit(ref)
+    name = `realtime@${commit.slice(0, 7)}`
+    settings.realtimeSrc[name] = snapshot(commit)
+    sources[name] = `commit ${commit.slice(0, 10)}${ref.startsWith(commit.slice(0, ref.length)) ? '' : ` (${ref})`}`
   }
+  if (contenders.includes(name)) throw new Error(`contender ${given} given twice`)
+  contenders.push(name)
 }
+if (contenders.includes('realtime')) {
+  if (values['realtime-ref']) {
+    const commit = resolveCommit(values['realtime-ref'])
+    settings.realtimeSrc.realtime = snapshot(commit)
+    sources.realtime = `commit ${commit.slice(0, 10)}`
+  } else {
+    settings.realtimeSrc.realtime = path.join(REPO_ROOT, 'packages/realtime/src')
+    sources.realtime = 'work tree'
+    try {
+      const head = execFileSync('git', ['rev-parse', '--short=10', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim()
+      const dirty = execFileSync('git', ['status', '--porcelain', '--', 'packages/realtime/src'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim()
+      sources.realtime = `work tree at ${head}${dirty ? ' (with uncommitted changes)' : ''}`
+    } catch {
+      /* not a git checkout */
+    }
+  }
+  if (settings.fromDist) sources.realtime = 'built package (dist)'
+}
+const realtimeSource = Object.entries(sources)
+  .map(([c, src]) => `${c} = ${src}`)
+  .join('; ')
 const started = Date.now()
 const machine = {
   cpu: os.cpus()[0]?.model,
@@ -123,7 +173,7 @@ const machine = {
 const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
 console.log(`# @app/realtime bench: ${command}`)
 console.log(`# ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; server on core 0, clients on core 1${machine.taskset ? '' : ' (taskset missing: NOT pinned)'}`)
-console.log(`# @app/realtime source: ${settings.fromDist ? 'built package (dist)' : realtimeSource}${values.experiment ? `; experiment ${values.experiment}` : ''}`)
+console.log(`# @app/realtime source: ${realtimeSource || 'none (no @app/realtime contender)'}${values.experiment ? `; experiment ${values.experiment}` : ''}`)
 console.log(`# scenarios ${scenarios.join(', ')}; contenders ${contenders.join(', ')}; ${rounds} round(s), alternating order\n`)
 
 const rows: Row[] = []
@@ -148,6 +198,8 @@ for (const scenario of scenarios) {
 
 const best = aggregate(rows)
 const rts = ratios(best)
+const ba = beforeAfter(best)
+const paths = multiTopicPaths(best)
 const seconds = (Date.now() - started) / 1000
 console.log(`\n## Best of ${rounds} (${seconds.toFixed(0)} s)\n`)
 console.log(tables(best))
@@ -155,10 +207,15 @@ if (rts.length) {
   console.log('\n## @app/realtime ratios (same run)\n')
   console.log(ratioTable(rts))
 }
-const rtLost = best.filter((b) => b.contender === 'realtime').reduce((n, b) => n + (Number(b.lost) || 0), 0)
+if (ba.length) {
+  console.log('\n## @app/realtime work tree against the reference commit (same run)\n')
+  console.log(beforeAfterTable(ba))
+}
+if (paths.length) console.log(`\nper-user, one payload to user:<id> and profile: ${paths.join('; ')}`)
+const rtLost = best.filter((b) => isRealtime(b.contender)).reduce((n, b) => n + (Number(b.lost) || 0), 0)
 if (failures.length) console.log(`\n## Failures\n\n${failures.map((f) => `- ${f}`).join('\n')}`)
 
-const result = { command, realtimeSource, experiment: values.experiment ?? null, date: new Date(started).toISOString(), seconds, machine, settings, rounds, scenarios, contenders, best, ratios: rts, rows, failures }
+const result = { command, realtimeSource, realtimeSources: sources, experiment: values.experiment ?? null, date: new Date(started).toISOString(), seconds, machine, settings, rounds, scenarios, contenders, best, ratios: rts, beforeAfter: ba, multiTopicPaths: paths, rows, failures }
 const name = values.out ?? (quick ? 'quick' : 'full')
 const resultsDir = path.join(REPO_ROOT, 'bench/results')
 mkdirSync(resultsDir, { recursive: true })
@@ -170,13 +227,15 @@ if (svg) writeFileSync(path.join(resultsDir, `${name}-latency.svg`), svg)
 const md = [
   `Command: \`${command}\``,
   `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memGB} GB, ${machine.platform}; Node ${machine.node}; ${machine.taskset ? 'server on core 0, clients on core 1 (taskset)' : 'NOT pinned (no taskset)'}; client sockets: ${settings.clientImpl}.`,
-  `@app/realtime: ${settings.fromDist ? 'built package (dist)' : realtimeSource}.`,
+  `@app/realtime: ${realtimeSource || 'not measured'}.`,
   `Date: ${result.date}; ${rounds} round(s), best of ${rounds}; ${seconds.toFixed(0)} s.${values.experiment ? ` Experiment: ${values.experiment}.` : ''}`,
   '',
   tables(best),
   '',
   rts.length ? ratioTable(rts) : '',
   '',
+  ba.length ? `${beforeAfterTable(ba)}\n` : '',
+  paths.length ? `Per-user, one payload to \`user:<id>\` and \`profile\`: ${paths.join('; ')}.\n` : '',
 ].join('\n')
 writeFileSync(path.join(resultsDir, `${name}.md`), md)
 if (!quick && !values['no-docs'] && !values.profile) {

@@ -15,7 +15,7 @@
 import WebSocket from 'ws'
 import { Histogram } from './histogram.js'
 import { connectWire } from './wire.js'
-import { nowUs, serve, sleep } from './ipc.js'
+import { nowUs, openFilesLimit, serve, sleep } from './ipc.js'
 
 type Proto = 'rt' | 'sio'
 
@@ -294,14 +294,18 @@ function report() {
 
 serve(
   {
-    /** Opens `groups` of connections, each connection subscribed to one topic ('{i}' is its index in the group). */
-    async connect(m: { url: string; proto: Proto; impl?: 'wire' | 'ws'; groups: { n: number; topic: string }[]; track?: boolean; concurrency?: number }) {
+    /** Opens `groups` of connections, each connection subscribed to one topic ('{i}' is `from` + its index in the group). */
+    async connect(m: { url: string; proto: Proto; impl?: 'wire' | 'ws'; groups: { n: number; topic: string; from?: number }[]; track?: boolean; concurrency?: number }) {
       url = m.url
       impl = m.impl ?? 'wire'
       proto = m.proto
       track = Boolean(m.track)
       const list: Conn[] = []
-      for (const g of m.groups) for (let i = 0; i < g.n; i++) list.push(newConn(g.topic.replace('{i}', String(i))))
+      for (const g of m.groups) for (let i = 0; i < g.n; i++) list.push(newConn(g.topic.replace('{i}', String((g.from ?? 0) + i))))
+      const limit = openFilesLimit()
+      if (conns.length + list.length + 64 > limit) {
+        throw new Error(`${conns.length + list.length} sockets in one client process, which may open ${limit} files: use more client processes`)
+      }
       conns.push(...list)
       const t0 = nowUs()
       await openAll(list, m.concurrency ?? 100)

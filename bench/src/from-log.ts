@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { REPO_ROOT } from './ipc.js'
-import { aggregate, latencySvg, ratios, ratioTable, tables } from './report.js'
+import { aggregate, beforeAfter, beforeAfterTable, latencySvg, ratios, ratioTable, tables } from './report.js'
 import type { Row } from './scenarios.js'
 
 const [file, name = 'from-log'] = process.argv.slice(2)
@@ -42,9 +42,10 @@ for (const line of readFileSync(file!, 'utf8').split('\n')) {
 }
 const best = aggregate(rows)
 const rts = ratios(best)
-const md = [tables(best), '', ratioTable(rts), ''].join('\n')
+const ba = beforeAfter(best)
+const md = [tables(best), '', ratioTable(rts), '', ...(ba.length ? [beforeAfterTable(ba), ''] : [])].join('\n')
 console.log(md)
 const dir = path.join(REPO_ROOT, 'bench/results')
 writeFileSync(path.join(dir, `${name}.md`), md)
-writeFileSync(path.join(dir, `${name}.json`), JSON.stringify({ source: path.basename(file!), best, ratios: rts, rows }, null, 2))
+writeFileSync(path.join(dir, `${name}.json`), JSON.stringify({ source: path.basename(file!), best, ratios: rts, beforeAfter: ba, rows }, null, 2))
 writeFileSync(path.join(dir, `${name}-latency.svg`), latencySvg(best, 'Latency at 20k deliveries/s, Node v20.20.2'))

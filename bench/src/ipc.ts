@@ -3,6 +3,7 @@
  * processes, and the spawning of those processes pinned to a core with `taskset`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 
@@ -15,6 +16,20 @@ export function nowUs(): number {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/**
+ * This process's soft limit of open files (Infinity where /proc is not there). Node raises its soft
+ * limit to the hard limit at start-up, so this is `ulimit -Hn` of the shell that started the bench.
+ */
+export function openFilesLimit(): number {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))
+    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0]
+    return soft === undefined || soft === 'unlimited' ? Infinity : Number(soft)
+  } catch {
+    return Infinity
+  }
+}
 
 let tasksetChecked: boolean | undefined
 export function hasTaskset(): boolean {

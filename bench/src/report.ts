@@ -1,5 +1,5 @@
 /** Best-of-k aggregation, the printed tables and ratios, the results JSON and the latency plot. */
-import type { ContenderName } from './contenders/types.js'
+import { isRealtime, type ContenderName } from './contenders/types.js'
 import type { Row } from './scenarios.js'
 
 export interface Best {
@@ -31,10 +31,12 @@ export function aggregate(rows: Row[]): Best[] {
   for (const rs of groups.values()) {
     const r0 = rs[0]!
     const b: Best = { scenario: r0.scenario, phase: r0.phase, size: r0.size, contender: r0.contender, rounds: rs.length }
+    if (r0.multiTopicPath !== undefined) b.multiTopicPath = r0.multiTopicPath
     if (r0.scenario === 'memory') {
       b.rssPerConnKB = minOf(rs, 'rssPerConnKB')
       b.heapPerConnKB = minOf(rs, 'heapPerConnKB')
       b.connections = minOf(rs, 'connections')
+      b.clientProcesses = maxOf(rs, 'clientProcesses')
       b.lost = 0
     } else if (r0.scenario === 'recovery') {
       b.recoverMs = minOf(rs, 'recoverMs')
@@ -108,8 +110,8 @@ export function tables(best: Best[]): string {
   if (mem.length) {
     parts.push(
       table(
-        ['scenario', 'phase', 'contender', 'connections', 'RSS KB/conn', 'heap KB/conn'],
-        mem.map((b) => [b.scenario, b.phase, b.contender, fmt(b.connections, 0), fmt(b.rssPerConnKB, 2), fmt(b.heapPerConnKB, 2)]),
+        ['scenario', 'phase', 'contender', 'connections', 'client processes', 'RSS KB/conn', 'heap KB/conn'],
+        mem.map((b) => [b.scenario, b.phase, b.contender, fmt(b.connections, 0), fmt(b.clientProcesses, 0), fmt(b.rssPerConnKB, 2), fmt(b.heapPerConnKB, 2)]),
       ),
     )
   }
@@ -130,59 +132,133 @@ export interface Ratio {
   phase: string
   size: number
   figure: string
+  /** The @app/realtime contender: 'realtime' (the work tree) or 'realtime@<commit>'. */
+  contender: ContenderName
   realtime: number
   vsBaseline: number
   vsSocketIo: number
 }
 
-/** @app/realtime's figures divided by the other contenders' (same run). */
+/** The figures compared, by scenario. */
+function figuresOf(scenario: string): string[] {
+  return scenario === 'memory' ? ['rssPerConnKB', 'heapPerConnKB'] : scenario === 'recovery' ? ['recoverMs'] : ['deliveriesPerSec', 'cpuPerDeliveryUs', 'p99Ms']
+}
+
+/** Lower is better for every figure but deliveries/s. */
+const higherIsBetter = (figure: string) => figure === 'deliveriesPerSec'
+
+function byPhase(best: Best[]): Map<string, Map<ContenderName, Best>> {
+  const key = (b: Best) => `${b.scenario}\u0000${b.phase}\u0000${b.size}`
+  const by = new Map<string, Map<ContenderName, Best>>()
+  for (const b of best) {
+    if (!by.has(key(b))) by.set(key(b), new Map())
+    by.get(key(b))!.set(b.contender, b)
+  }
+  return by
+}
+
+/** Each @app/realtime contender's figures divided by the other contenders' (same run). */
 export function ratios(best: Best[]): Ratio[] {
   const out: Ratio[] = []
-  const key = (b: Best) => `${b.scenario}\u0000${b.phase}\u0000${b.size}`
-  const by = new Map<string, Partial<Record<ContenderName, Best>>>()
-  for (const b of best) {
-    if (!by.has(key(b))) by.set(key(b), {})
-    by.get(key(b))![b.contender] = b
-  }
-  for (const g of by.values()) {
-    const rt = g.realtime
-    if (!rt) continue
-    const figures =
-      rt.scenario === 'memory'
-        ? ['rssPerConnKB', 'heapPerConnKB']
-        : rt.scenario === 'recovery'
-          ? ['recoverMs']
-          : ['deliveriesPerSec', 'cpuPerDeliveryUs', 'p99Ms']
-    for (const fig of figures) {
-      out.push({
-        scenario: rt.scenario,
-        phase: rt.phase,
-        size: rt.size,
-        figure: fig,
-        realtime: num(rt[fig]),
-        vsBaseline: num(rt[fig]) / num(g['baseline-ws']?.[fig]),
-        vsSocketIo: num(rt[fig]) / num(g['socket.io']?.[fig]),
-      })
+  for (const g of byPhase(best).values()) {
+    for (const [c, rt] of g) {
+      if (!isRealtime(c)) continue
+      for (const fig of figuresOf(rt.scenario)) {
+        out.push({
+          scenario: rt.scenario,
+          phase: rt.phase,
+          size: rt.size,
+          figure: fig,
+          contender: c,
+          realtime: num(rt[fig]),
+          vsBaseline: num(rt[fig]) / num(g.get('baseline-ws')?.[fig]),
+          vsSocketIo: num(rt[fig]) / num(g.get('socket.io')?.[fig]),
+        })
+      }
     }
   }
   return out
 }
 
+const times = (v: number) => (Number.isFinite(v) ? `${fmt(v, 2)}×` : '—')
+
 export function ratioTable(rs: Ratio[]): string {
   return table(
-    ['scenario', 'phase', 'figure', 'n', '@app/realtime', '÷ baseline-ws', '÷ socket.io'],
-    rs.map((r) => [r.scenario, r.phase, r.figure, String(r.size), fmt(r.realtime, 2), `${fmt(r.vsBaseline, 2)}×`, `${fmt(r.vsSocketIo, 2)}×`]),
+    ['scenario', 'phase', 'figure', 'n', 'contender', 'value', '÷ baseline-ws', '÷ socket.io'],
+    rs.map((r) => [r.scenario, r.phase, r.figure, String(r.size), r.contender, fmt(r.realtime, 2), times(r.vsBaseline), times(r.vsSocketIo)]),
   )
 }
 
-const COLORS: Record<ContenderName, string> = { 'baseline-ws': '#4c78a8', 'socket.io': '#e45756', realtime: '#54a24b' }
+/** The work tree against a commit of the library, figure by figure (same run). */
+export interface BeforeAfter {
+  scenario: string
+  phase: string
+  size: number
+  figure: string
+  /** 'realtime@<commit>' */
+  ref: ContenderName
+  realtime: number
+  atRef: number
+  /** realtime ÷ realtime@<commit> */
+  ratio: number
+  /** The change from the commit to the work tree, in %, positive when the work tree is better. */
+  betterPct: number
+}
+
+/** `realtime` against each `realtime@<commit>` of the run: deliveries/s, CPU per delivery, memory per connection... */
+export function beforeAfter(best: Best[]): BeforeAfter[] {
+  const out: BeforeAfter[] = []
+  for (const g of byPhase(best).values()) {
+    const rt = g.get('realtime')
+    if (!rt) continue
+    for (const [c, ref] of g) {
+      if (!c.startsWith('realtime@')) continue
+      for (const fig of figuresOf(rt.scenario)) {
+        const a = num(rt[fig])
+        const b = num(ref[fig])
+        const ratio = a / b
+        out.push({ scenario: rt.scenario, phase: rt.phase, size: rt.size, figure: fig, ref: c, realtime: a, atRef: b, ratio, betterPct: 100 * (higherIsBetter(fig) ? ratio - 1 : 1 - ratio) })
+      }
+    }
+  }
+  return out
+}
+
+export function beforeAfterTable(rs: BeforeAfter[]): string {
+  return table(
+    ['scenario', 'phase', 'figure', 'n', 'reference', 'realtime', 'at reference', 'realtime ÷ reference', 'change'],
+    rs.map((r) => [
+      r.scenario,
+      r.phase,
+      r.figure,
+      String(r.size),
+      r.ref,
+      fmt(r.realtime, 2),
+      fmt(r.atRef, 2),
+      `${fmt(r.ratio, 3)}×`,
+      Number.isFinite(r.betterPct) ? `${Math.abs(r.betterPct).toFixed(1)}% ${r.betterPct >= 0 ? 'better' : 'worse'}` : '—',
+    ]),
+  )
+}
+
+/** How each contender published one payload to two topics (the per-user scenario), one line each. */
+export function multiTopicPaths(best: Best[]): string[] {
+  const seen = new Map<ContenderName, string>()
+  for (const b of best) if (b.scenario === 'per-user' && typeof b.multiTopicPath === 'string') seen.set(b.contender, b.multiTopicPath)
+  return [...seen].map(([c, p]) => `${c}: ${p}`)
+}
+
+const COLORS: Record<string, string> = { 'baseline-ws': '#4c78a8', 'socket.io': '#e45756', realtime: '#54a24b' }
+/** Colors of the realtime@<commit> contenders, in order of appearance. */
+const REF_COLORS = ['#b279a2', '#f58518', '#72b7b2', '#9d755d']
 
 /** SVG: p50 (dashed) and p99 (solid) latency at the fixed publish rate against subscribers, per contender. */
 export function latencySvg(best: Best[], title: string): string {
   const pts = best.filter((b) => b.scenario === 'fanout' && String(b.phase).startsWith('fixed'))
   const W = 640
   const H = 400
-  const m = { l: 64, r: 150, t: 40, b: 48 }
+  const refs = [...new Set(pts.map((p) => p.contender).filter((c) => c.startsWith('realtime@')))]
+  const m = { l: 64, r: refs.length ? 210 : 150, t: 40, b: 48 }
   const xs = [...new Set(pts.map((p) => p.size))].sort((a, b) => a - b)
   const ymax = Math.max(1, ...pts.map((p) => num(p.p99Ms)).filter(Number.isFinite)) * 1.1
   const xmin = Math.min(...xs, 0)
@@ -204,16 +280,18 @@ export function latencySvg(best: Best[], title: string): string {
   }
   for (const x of xs) out.push(`<text x="${X(x)}" y="${H - m.b + 16}" text-anchor="middle">${x}</text>`)
   let ly = m.t + 10
-  for (const c of Object.keys(COLORS) as ContenderName[]) {
+  const colors: Record<string, string> = { ...COLORS }
+  refs.forEach((c, i) => (colors[c] = REF_COLORS[i % REF_COLORS.length]!))
+  for (const c of Object.keys(colors) as ContenderName[]) {
     const mine = pts.filter((p) => p.contender === c).sort((a, b) => a.size - b.size)
     if (!mine.length) continue
     for (const [k, dash] of [['p99Ms', ''], ['p50Ms', '5,4']] as const) {
       const path = mine.map((p) => `${X(p.size)},${Y(num(p[k]))}`).join(' ')
-      out.push(`<polyline points="${path}" fill="none" stroke="${COLORS[c]}" stroke-width="2" ${dash ? `stroke-dasharray="${dash}"` : ''}/>`)
-      for (const p of mine) out.push(`<circle cx="${X(p.size)}" cy="${Y(num(p[k]))}" r="3" fill="${COLORS[c]}"/>`)
+      out.push(`<polyline points="${path}" fill="none" stroke="${colors[c]}" stroke-width="2" ${dash ? `stroke-dasharray="${dash}"` : ''}/>`)
+      for (const p of mine) out.push(`<circle cx="${X(p.size)}" cy="${Y(num(p[k]))}" r="3" fill="${colors[c]}"/>`)
       out.push(
-        `<line x1="${W - m.r + 12}" y1="${ly}" x2="${W - m.r + 36}" y2="${ly}" stroke="${COLORS[c]}" stroke-width="2" ${dash ? `stroke-dasharray="${dash}"` : ''}/>`,
-        `<text x="${W - m.r + 40}" y="${ly + 4}">${c === 'realtime' ? '@app/realtime' : c} ${k === 'p99Ms' ? 'p99' : 'p50'}</text>`,
+        `<line x1="${W - m.r + 12}" y1="${ly}" x2="${W - m.r + 36}" y2="${ly}" stroke="${colors[c]}" stroke-width="2" ${dash ? `stroke-dasharray="${dash}"` : ''}/>`,
+        `<text x="${W - m.r + 40}" y="${ly + 4}">${c === 'realtime' ? '@app/realtime' : c.startsWith('realtime@') ? `@app/realtime ${c.slice('realtime@'.length)}` : c} ${k === 'p99Ms' ? 'p99' : 'p50'}</text>`,
       )
       ly += 18
     }

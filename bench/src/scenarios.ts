@@ -1,16 +1,22 @@
 /**
  * The scenarios, run on one contender at a time: each spawns its server process(es) on core 0 and
- * one client process on core 1, measures, and stops every process it started.
+ * its client process(es) on core 1 (one, or for the memory scenario one per `connsPerClient`
+ * connections), measures, and stops every process it started.
  */
 import { Redis } from 'ioredis'
 import { spawnPeer, sleep, type Peer } from './ipc.js'
 import { machineBusyUs, waitForQuiet } from './machine.js'
-import type { ContenderName } from './contenders/types.js'
+import { isRealtime, type ContenderName } from './contenders/types.js'
 import type { PublishPlan } from './server.js'
 
 export interface Settings {
   quick: boolean
+  /** The `realtime` contender loads the built package (dist); `realtime@<commit>` never does. */
   fromDist: boolean
+  /** The source directory (`packages/realtime/src`) each @app/realtime contender loads. */
+  realtimeSrc: Record<string, string>
+  /** At most this many sockets per client process (the memory scenario spawns as many as needed). */
+  connsPerClient: number
   profile: boolean
   /** Client sockets: 'wire' (the bench's minimal RFC 6455 client) or 'ws' (the ws library). */
   clientImpl: 'wire' | 'ws'
@@ -20,7 +26,8 @@ export interface Settings {
   quietWaitMs: number
   redisUrl: string
   fanoutSizes: number[]
-  perUserUsers: number
+  /** per-user: one session per user count. */
+  perUserUsers: number[]
   perUserAdmins: number
   crossSubscribers: number
   memoryConnections: number
@@ -53,7 +60,11 @@ const CLIENT_CORE = 1
 interface Session {
   servers: Peer[]
   ports: number[]
+  /** The first client process (every scenario but memory has one). */
   client: Peer
+  clients: Peer[]
+  /** Each server's soft limit of open files. */
+  fdLimits: number[]
   prefix: string
   impl: 'wire' | 'ws'
   /** Re-measurements allowed for a phase disturbed by other work. */
@@ -68,11 +79,13 @@ async function withSession<T>(
   s: Settings,
   contender: ContenderName,
   scenario: string,
-  opts: { instances?: number; bus?: 'memory' | 'redis'; recovery?: boolean; exposeGc?: boolean },
+  opts: { instances?: number; bus?: 'memory' | 'redis'; recovery?: boolean; exposeGc?: boolean; clients?: number },
   fn: (x: Session) => Promise<T>,
 ): Promise<T> {
   const prefix = `bench:${process.pid}-${Date.now().toString(36)}-${++sessionCounter}:`
-  const flags = [opts.recovery ? 'recovery' : '', s.fromDist ? 'dist' : ''].join(',')
+  const flags = [opts.recovery ? 'recovery' : '', s.fromDist && contender === 'realtime' ? 'dist' : ''].join(',')
+  const src = s.realtimeSrc[contender]
+  if (isRealtime(contender) && !src) throw new Error(`no source directory for ${contender}`)
   const servers: Peer[] = []
   const started: Peer[] = []
   const busyBefore = await waitForQuiet(10, s.quietWaitMs)
@@ -93,19 +106,28 @@ async function withSession<T>(
         core: SERVER_CORE,
         args: [contender, opts.bus ?? 'memory', flags],
         nodeArgs,
-        env: { BENCH_PREFIX: prefix, BENCH_REDIS_URL: s.redisUrl },
+        env: { BENCH_PREFIX: prefix, BENCH_REDIS_URL: s.redisUrl, ...(src ? { BENCH_REALTIME_SRC: src } : {}) },
       })
       started.push(peer)
       servers.push(peer)
     }
-    const clientArgs = ['--max-old-space-size=4096']
-    if (process.env.BENCH_PROFILE_CLIENTS) clientArgs.push('--cpu-prof', `--cpu-prof-dir=bench/results/profiles/${contender}-${scenario}-clients-${Date.now()}`)
-    const client = spawnPeer({ name: 'clients', script: 'clients.ts', core: CLIENT_CORE, nodeArgs: clientArgs })
-    started.push(client)
+    const clients: Peer[] = []
+    for (let i = 0; i < (opts.clients ?? 1); i++) {
+      const clientArgs = ['--max-old-space-size=4096']
+      if (process.env.BENCH_PROFILE_CLIENTS) clientArgs.push('--cpu-prof', `--cpu-prof-dir=bench/results/profiles/${contender}-${scenario}-clients${i}-${Date.now()}`)
+      const client = spawnPeer({ name: `clients ${i}`, script: 'clients.ts', core: CLIENT_CORE, nodeArgs: clientArgs })
+      started.push(client)
+      clients.push(client)
+    }
     const ports: number[] = []
-    for (const sv of servers) ports.push((await sv.waitEvent('listening', 30_000)).port)
-    await client.waitEvent('ready', 30_000)
-    return await fn({ servers, ports, client, prefix, impl: s.clientImpl, retries: s.retries, busyBefore })
+    const fdLimits: number[] = []
+    for (const sv of servers) {
+      const ev = await sv.waitEvent('listening', 30_000)
+      ports.push(ev.port)
+      fdLimits.push(ev.fdLimit)
+    }
+    for (const cl of clients) await cl.waitEvent('ready', 30_000)
+    return await fn({ servers, ports, client: clients[0]!, clients, fdLimits, prefix, impl: s.clientImpl, retries: s.retries, busyBefore })
   } finally {
     await Promise.all(started.map((p) => p.stop(s.profile ? 15_000 : 3000)))
     if (opts.bus === 'redis') await cleanRedis(s.redisUrl, prefix)
@@ -172,7 +194,7 @@ async function measureOnce(
   waits: { idleMs: number; timeoutMs: number },
   publisher = 0,
 ) {
-  await x.client.request('reset')
+  await Promise.all(x.clients.map((cl) => cl.request('reset')))
   const busy0 = machineBusyUs()
   const before = await Promise.all(x.servers.map((sv) => sv.request('mark')))
   const pub = await x.servers[publisher]!.request('publish', { plan }, plan.maxMs + 60_000)
@@ -187,6 +209,7 @@ async function measureOnce(
   return {
     events: pub.events,
     rejected: pub.rejected,
+    multiTopicPath: pub.multiTopicPath as string,
     expected,
     delivered: got.delivered,
     lost: Math.max(0, expected - got.delivered),
@@ -262,21 +285,23 @@ export async function runScenario(
       })
     }
   } else if (name === 'per-user') {
-    const users = s.perUserUsers
     const admins = s.perUserAdmins
-    await withSession(s, c, name, {}, async (x) => {
-      await x.client.request(
-        'connect',
-        { url: urlOf(c, x.ports[0]!), proto: protoOf(c), impl: x.impl, groups: [{ n: users, topic: 'user:{i}' }, { n: admins, topic: 'profile' }] },
-        120_000,
-      )
-      await sleep(300)
-      // One event = the profile app's write: user:<id> and profile. Whole passes over the users keep
-      // every user's expected count equal.
-      const plan = { kind: 'per-user', users, mode: 'turn', maxEvents: users * 20, maxMs: s.phaseMs } as const
-      const r = await measure(x, { ...plan, firstSeq: nextSeq(users * 20) }, 1 + admins, waits)
-      push('max rate, 1 update/turn', users + admins, r)
-    })
+    // One session per user count (its own server process), as fanout has one per size.
+    for (const users of s.perUserUsers) {
+      await withSession(s, c, name, {}, async (x) => {
+        await x.client.request(
+          'connect',
+          { url: urlOf(c, x.ports[0]!), proto: protoOf(c), impl: x.impl, groups: [{ n: users, topic: 'user:{i}' }, { n: admins, topic: 'profile' }] },
+          120_000,
+        )
+        await sleep(300)
+        // One event = the profile app's write: user:<id> and profile. Whole passes over the users keep
+        // every user's expected count equal.
+        const plan = { kind: 'per-user', users, mode: 'turn', maxEvents: users * 20, maxMs: s.phaseMs } as const
+        const r = await measure(x, { ...plan, firstSeq: nextSeq(users * 20) }, 1 + admins, waits)
+        push('max rate, 1 update/turn', users + admins, { ...r, multiTopicPath: r.multiTopicPath })
+      })
+    }
   } else if (name === 'cross-instance') {
     const n = s.crossSubscribers
     await withSession(s, c, name, { instances: 2, bus: 'redis' }, async (x) => {
@@ -295,20 +320,34 @@ export async function runScenario(
       )
     })
   } else if (name === 'memory') {
+    // All N connections go to one server process; the client side is split over as many processes
+    // as it takes to keep each under `connsPerClient` sockets (the limit of open files is per
+    // process: 20,000 here, and the server needs N of its own).
     const n = s.memoryConnections
-    await withSession(s, c, name, { exposeGc: true }, async (x) => {
+    const procs = Math.max(1, Math.ceil(n / s.connsPerClient))
+    await withSession(s, c, name, { exposeGc: true, clients: procs }, async (x) => {
+      if (x.fdLimits[0]! < n + 64) {
+        throw new Error(`the server process may open ${x.fdLimits[0]} files, ${n} connections need about ${n + 64} (raise ulimit -n, hard limit included)`)
+      }
       await sleep(300)
       const before = await x.servers[0]!.request('mark', { gc: true })
-      const conn = await x.client.request(
-        'connect',
-        { url: urlOf(c, x.ports[0]!), proto: protoOf(c), impl: x.impl, groups: [{ n, topic: 'user:{i}' }] },
-        180_000,
+      const t0 = Date.now()
+      const conns = await Promise.all(
+        x.clients.map((cl, i) => {
+          const from = Math.floor((i * n) / procs)
+          const to = Math.floor(((i + 1) * n) / procs)
+          return cl.request('connect', { url: urlOf(c, x.ports[0]!), proto: protoOf(c), impl: x.impl, groups: [{ n: to - from, from, topic: 'user:{i}' }] }, 180_000)
+        }),
       )
+      const connectMs = Date.now() - t0
       await sleep(1000)
       const after = await x.servers[0]!.request('mark', { gc: true })
+      if (after.connections !== n) throw new Error(`${after.connections} of ${n} connections open at the server`)
       push('idle subscribed connections', n, {
         connections: after.connections,
-        connectMs: conn.ms,
+        clientProcesses: procs,
+        perClient: conns.map((r: { connected: number }) => r.connected).join('+'),
+        connectMs,
         rssPerConnKB: (after.rss - before.rss) / n / 1024,
         heapPerConnKB: (after.heapUsed - before.heapUsed) / n / 1024,
         externalPerConnKB: (after.external - before.external) / n / 1024,
@@ -350,7 +389,10 @@ function f(v: unknown, digits = 1): string {
 
 export function describe(r: Row): string {
   const head = `${r.scenario} | ${r.phase} | n=${r.size} | ${r.contender} | round ${r.round}`
-  if (r.scenario === 'memory') return `${head}: ${f(r.rssPerConnKB, 2)} KB RSS/conn, ${f(r.heapPerConnKB, 2)} KB heap/conn`
+  if (r.scenario === 'memory') {
+    return `${head}: ${f(r.rssPerConnKB, 2)} KB RSS/conn, ${f(r.heapPerConnKB, 2)} KB heap/conn, ${r.connections} connections at the server from ${r.clientProcesses} client process(es) (${r.perClient}), connected in ${f(r.connectMs, 0)} ms, server RSS ${f(r.rssMB, 0)} MB`
+  }
   if (r.scenario === 'recovery') return `${head}: ${f(r.recoverMs, 0)} ms, recovered ${r.recovered}, resynced ${r.resynced}, lost ${r.lost}`
-  return `${head}: ${f(r.deliveriesPerSec, 0)} deliveries/s, ${f(r.cpuPerDeliveryUs, 2)} µs CPU/delivery, p50 ${f(r.p50Ms, 2)} p99 ${f(r.p99Ms, 2)} max ${f(r.maxMs, 1)} ms, lost ${r.lost}, other CPU ${f(r.foreignCpuPct, 0)}%, server CPU ${f(r.serverCpuPct, 0)}%, client CPU ${f(r.clientCpuPct, 0)}% (${f(r.clientCpuPerDeliveryUs, 1)} µs/delivery, ${f(100 * (r.clientKernelShare as number), 0)}% kernel)`
+  const via = r.scenario === 'per-user' && r.multiTopicPath ? `, 2 topics via ${r.multiTopicPath}` : ''
+  return `${head}: ${f(r.deliveriesPerSec, 0)} deliveries/s, ${f(r.cpuPerDeliveryUs, 2)} µs CPU/delivery, p50 ${f(r.p50Ms, 2)} p99 ${f(r.p99Ms, 2)} max ${f(r.maxMs, 1)} ms, lost ${r.lost}, other CPU ${f(r.foreignCpuPct, 0)}%, server CPU ${f(r.serverCpuPct, 0)}%, client CPU ${f(r.clientCpuPct, 0)}% (${f(r.clientCpuPerDeliveryUs, 1)} µs/delivery, ${f(100 * (r.clientKernelShare as number), 0)}% kernel)${via}`
 }

@@ -4,14 +4,16 @@
  */
 import http from 'node:http'
 import { setImmediate as turn } from 'node:timers/promises'
-import { nowUs, serve, sleep } from './ipc.js'
+import { nowUs, openFilesLimit, serve, sleep } from './ipc.js'
 import { touchYoungGeneration } from './young-generation.js'
-import type { ContenderName, ContenderOptions, ContenderServer } from './contenders/types.js'
+import { kindOf, type ContenderName, type ContenderOptions, type ContenderServer } from './contenders/types.js'
 
 const [contender, bus = 'memory', flags = ''] = process.argv.slice(2) as [ContenderName, 'memory' | 'redis', string]
 
 async function start(o: ContenderOptions): Promise<ContenderServer> {
-  switch (contender) {
+  // realtime@<commit> runs the realtime contender on the snapshot the orchestrator named in
+  // BENCH_REALTIME_SRC: its own process, its own copy of the library.
+  switch (kindOf(contender)) {
     case 'baseline-ws':
       return (await import('./contenders/baseline-ws.js')).createBaselineWs(o)
     case 'socket.io':
@@ -92,7 +94,8 @@ async function publishLoop(p: PublishPlan) {
       } else {
         const u = e % p.users!
         const body = payload(s, u)
-        pending.push(server.publish(`user:${u}`, body), server.publish('profile', body))
+        if (server.publishMany) pending.push(server.publishMany([`user:${u}`, 'profile'], body))
+        else pending.push(server.publish(`user:${u}`, body), server.publish('profile', body))
       }
     }
     // Asynchronous publishers (Redis, @app/realtime) are awaited per turn: their backpressure counts.
@@ -100,7 +103,7 @@ async function publishLoop(p: PublishPlan) {
     if (promises.length) await Promise.all(promises.map((x) => x.catch(onReject)))
     if (p.mode !== 'rate') await turn()
   }
-  return { events: e, t0, t1: nowUs(), rejected }
+  return { events: e, t0, t1: nowUs(), rejected, multiTopicPath: server.multiTopicPath }
 }
 
 serve(
@@ -134,4 +137,4 @@ serve(
     await Promise.race([server.close(), sleep(1000)])
   },
 )
-process.send!({ type: 'listening', port: (httpServer.address() as { port: number }).port })
+process.send!({ type: 'listening', port: (httpServer.address() as { port: number }).port, multiTopicPath: server.multiTopicPath, fdLimit: openFilesLimit() })

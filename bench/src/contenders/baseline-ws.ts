@@ -83,6 +83,7 @@ export async function createBaselineWs(o: ContenderOptions): Promise<ContenderSe
       fanout(topic, frame)
       return undefined
     },
+    multiTopicPath: 'publish per topic',
     connections: () => open,
     async close() {
       wss.close()

@@ -35,6 +35,7 @@ export async function createSocketIo(o: ContenderOptions): Promise<ContenderServ
       io.to(topic).emit('patch', payload)
       return undefined
     },
+    multiTopicPath: 'io.to(topic).emit per topic',
     connections: () => io.engine.clientsCount,
     async close() {
       await new Promise<void>((r) => io.close(() => r()))
