@@ -162,7 +162,7 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
       // The server's WebSocketServer makes RealtimeSockets (its `WebSocket` option).
       const realtimeSocket = ws as RealtimeSocket
       const connection = new Connection<P>(realtimeSocket, request, address, ctx)
-      realtimeSocket.attach(socket, connection)
+      realtimeSocket.attach(connection)
       connections.add(connection)
       stats.connectionsOpened++
       logger.info({ connectionId: connection.id, address, connections: connections.size }, 'realtime: connection opened')

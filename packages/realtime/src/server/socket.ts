@@ -64,7 +64,6 @@ const WS_ERROR_CLOSE_CODES: Record<string, number> = {
 
 const SEND_OPTIONS = { binary: false, compress: false } as const
 const EVENTS = Symbol('realtime.events')
-const RAW = Symbol('realtime.raw')
 const EMPTY = Buffer.alloc(0)
 
 /**
@@ -76,15 +75,18 @@ const EMPTY = Buffer.alloc(0)
  */
 export class RealtimeSocket extends WebSocket implements PeerSocket {
   declare [EVENTS]: SocketEvents | undefined
-  /** The TCP stream under the WebSocket: corked per tick, and written pre-framed patches. */
-  declare [RAW]: Duplex
+  /**
+   * The TCP stream under the WebSocket (corked per tick, and written pre-framed patches): `ws`'
+   * own reference to it, set when the upgrade completes. Read, not copied, so that an idle
+   * socket does not carry a second pointer to it.
+   */
+  declare private readonly _socket: Duplex
 
   /**
    * Hands the socket's events to `events` from now on (including `'error'`, which would otherwise
-   * crash the process). `raw` is the TCP stream of the upgrade.
+   * crash the process).
    */
-  attach(raw: Duplex, events: SocketEvents): void {
-    this[RAW] = raw
+  attach(events: SocketEvents): void {
     this[EVENTS] = events
   }
 
@@ -126,21 +128,21 @@ export class RealtimeSocket extends WebSocket implements PeerSocket {
    * sender writes every frame at once, so frames leave in call order.
    */
   sendFramed(frame: Buffer): void {
-    this[RAW].write(frame)
+    this._socket.write(frame)
   }
 
   cork(): void {
-    this[RAW].cork()
+    this._socket.cork()
   }
 
   uncork(): void {
-    this[RAW].uncork()
+    this._socket.uncork()
   }
 
   drained(below: number, timeoutMs: number): Promise<'drained' | 'closed' | 'timeout'> {
     if (!this.isOpen) return Promise.resolve('closed')
     if (this.bufferedAmount <= below) return Promise.resolve('drained')
-    const raw = this[RAW]
+    const raw = this._socket
     return new Promise((resolve) => {
       const done = (result: 'drained' | 'closed' | 'timeout') => {
         clearTimeout(timer)

@@ -149,11 +149,12 @@ export abstract class Subscriber<P = Principal> extends Outbound {
    * the send buffer limit); then live. `pending` may grow while this waits for the peer.
    */
   private async replay(subscription: ConnectionSubscription<P>, history: readonly BusMessage[], from: Position): Promise<void> {
-    const topicJson = this.ctx.topics.topicJson(subscription.topic)
+    // Made at the first message only: an idle subscription keeps no quoted topic name.
+    let topicJson: string | undefined
     for (const message of catchUp(history, subscription.pending ?? [], from)) {
       const ready = this.paced()
       if ((ready !== true && !(await ready)) || !subscription.active) return
-      this.sendPatchText(patchText(topicJson, message))
+      this.sendPatchText(patchText((topicJson ??= this.ctx.topics.topicJson(subscription.topic)), message))
       this.ctx.stats.delivered++
     }
     // In the turn the merge ended: nothing can have been held after its last look.
