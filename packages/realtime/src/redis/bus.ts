@@ -8,40 +8,18 @@ import {
   type BusListener,
   type BusMessage,
   type BusStatus,
-  type HistoryOptions,
   type HistoryResult,
 } from '../bus/types.js'
 import { RealtimeError } from '../errors.js'
 import type { Position } from '../topics.js'
-import { Deadlines, REDIS_BUS_CONNECTION_OPTIONS, quit } from './connection.js'
-import { DEFAULT_MAX_WINDOW, DEFAULT_TARGET_LAG_MS, PublishFlow, type FlowControlOptions, type FlowControlState } from './flow.js'
-import { historyResult, streamIdOf, type HistoryReply } from './history.js'
-import { HISTORY_SCRIPT, PUBLISH_SCRIPT } from './scripts.js'
+import { Deadlines, PairStatus, REDIS_BUS_CONNECTION_OPTIONS, quit } from './connection.js'
+import { DEFAULT_MAX_WINDOW, DEFAULT_TARGET_LAG_MS, PublishFlow, type FlowControlState } from './flow.js'
+import { historyResult, parseChannelMessage, streamIdOf, type HistoryReply } from './history.js'
+import { ackChannel, channelOf, metaKey, probeChannel, streamKey } from './keys.js'
+import type { RedisBusOptions } from './options.js'
+import { HISTORY_SCRIPT, PUBLISH_SCRIPT, publishArguments } from './scripts.js'
 
-/** Options of `RedisBus`. */
-export interface RedisBusOptions {
-  /** Redis URL (`redis://host:port/db`). Ignored when `redis` is given. Default `redis://127.0.0.1:6379`. */
-  url?: string
-  /**
-   * Caller-supplied connections: `pub` runs commands, `sub` is put in subscriber mode (ioredis cannot
-   * run ordinary commands on a subscribed connection). The bus does not close them.
-   */
-  redis?: { pub: Redis; sub: Redis }
-  /** Prefix of every key and channel the bus uses. Default `'rt:'`. */
-  prefix?: string
-  history?: HistoryOptions
-  /** Longest wait for a publish (including a wait for the connection); then `BUS_UNAVAILABLE`. Default 2000. */
-  publishTimeoutMs?: number
-  /** Called when a listener throws; the other listeners still get the message. Default: console.error. */
-  onListenerError?: (error: unknown, message: BusMessage) => void
-  /**
-   * Publisher backpressure: `publish` waits while the instances receiving this bus's messages are
-   * further behind than `targetLagMs` (see the docs). `false` turns it off: publishes then only
-   * wait for Redis, and a publisher faster than delivery queues in Redis and in the receivers.
-   * Default: on, `{ targetLagMs: 100 }`.
-   */
-  flowControl?: FlowControlOptions | false
-}
+export type { RedisBusOptions } from './options.js'
 
 interface TopicSubscription {
   listeners: Set<BusListener>
@@ -85,9 +63,8 @@ export class RedisBus implements Bus {
   private readonly deadlines: Deadlines
   private readonly onListenerError: (error: unknown, message: BusMessage) => void
   private readonly topics = new Map<string, TopicSubscription>()
-  private readonly statusListeners = new Set<(status: BusStatus) => void>()
   private readonly gapListeners = new Set<SubscriptionListener>()
-  private status: BusStatus
+  private readonly status: PairStatus
   private published = 0
   private received = 0
   private closed = false
@@ -97,6 +74,10 @@ export class RedisBus implements Bus {
   /** This bus's id: where other instances send their answers to its flow-control probes. */
   private readonly id = randomBytes(9).toString('base64url')
   private readonly flow: PublishFlow | undefined
+  /** The flow-control probe channel, this bus's answers channel, and what every topic channel starts with. */
+  private readonly probe: string
+  private readonly acks: string
+  private readonly channels: string
   /** Whether the flow-control answers channel is (being) subscribed. */
   private ackSubscribed = false
 
@@ -114,13 +95,16 @@ export class RedisBus implements Bus {
     }
     if (this.pub === this.sub) throw new TypeError('RedisBus needs two distinct connections: pub and sub')
     this.prefix = options.prefix ?? 'rt:'
+    this.probe = probeChannel(this.prefix)
+    this.acks = ackChannel(this.prefix, this.id)
+    this.channels = channelOf(this.prefix, '')
     this.size = Math.max(0, Math.floor(options.history?.size ?? DEFAULT_HISTORY_SIZE))
     this.ttlMs = Math.max(1, Math.floor(options.history?.ttlMs ?? DEFAULT_HISTORY_TTL_MS))
     this.deadlines = new Deadlines(Math.max(1, options.publishTimeoutMs ?? 2000))
     this.onListenerError =
       options.onListenerError ??
       ((error, message) => console.error(`[@app/realtime] bus listener for "${message.topic}" threw`, error))
-    this.status = this.computeStatus()
+    this.status = new PairStatus(this.pub, this.sub)
     if (options.flowControl !== false) {
       this.flow = new PublishFlow(
         {
@@ -128,12 +112,12 @@ export class RedisBus implements Bus {
           maxWindow: Math.max(4, Math.floor(options.flowControl?.maxWindow ?? DEFAULT_MAX_WINDOW)),
           timeoutMs: this.deadlines.timeoutMs,
         },
-        (seq) => this.pub.publish(this.probeChannel, `${this.id} ${seq}`),
+        (seq) => this.pub.publish(this.probe, `${this.id} ${seq}`),
       )
     }
 
     const onMessage = (channel: string, text: string) => this.receive(channel, text)
-    const onChange = () => this.updateStatus()
+    const onChange = () => this.status.update()
     const onSubReady = () => {
       if (this.subLost) {
         this.subLost = false
@@ -143,13 +127,13 @@ export class RedisBus implements Bus {
           this.armFlow()
         }
       }
-      this.updateStatus()
+      this.status.update()
     }
     const onSubDown = () => {
       this.subLost = true
       // No answers can come: publishes no longer wait for them.
       this.flow?.setArmed(false)
-      this.updateStatus()
+      this.status.update()
     }
     // Without an 'error' listener ioredis logs every failed reconnect attempt as unhandled.
     const onError = () => {}
@@ -176,13 +160,12 @@ export class RedisBus implements Bus {
 
   /** True while both connections are up: publishes and subscriptions work. */
   get healthy(): boolean {
-    return this.status === 'up'
+    return this.status.current === 'up'
   }
 
   /** Learns of `'up'`/`'down'` changes of the Redis connections. Returns the function that stops it. */
   onStatus(listener: (status: BusStatus) => void): () => void {
-    this.statusListeners.add(listener)
-    return () => this.statusListeners.delete(listener)
+    return this.status.listen(listener)
   }
 
   /**
@@ -236,11 +219,8 @@ export class RedisBus implements Bus {
         if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
       }
     }
-    const args: string[] = [String(topics.length * 2)]
-    for (const topic of topics) args.push(this.streamKey(topic), this.metaKey(topic))
     // One more than the history size: recovery needs the client's last message still present.
-    args.push(data, String(this.size + 1), String(this.ttlMs))
-    for (const topic of topics) args.push(this.channel(topic), randomEpoch())
+    const args = publishArguments(this.prefix, topics, data, this.size + 1, this.ttlMs, randomEpoch)
     const what = topics.length === 1 ? `"${topics[0]}"` : JSON.stringify(topics.slice(0, 10))
     const reply = this.deadlines.run(`publish to ${what}`, this.pub, () => (this.pub as RedisWithScripts).realtimeBusPublish(...args))
     // Counted as started now, so that a probe sent next goes out after this publish.
@@ -307,8 +287,8 @@ export class RedisBus implements Bus {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
     const reply = (await this.deadlines.run(`history of "${topic}"`, this.pub, () =>
       (this.pub as RedisWithScripts).realtimeBusHistory(
-        this.streamKey(topic),
-        this.metaKey(topic),
+        streamKey(this.prefix, topic),
+        metaKey(this.prefix, topic),
         streamIdOf(since),
         randomEpoch(),
         String(this.ttlMs),
@@ -320,11 +300,11 @@ export class RedisBus implements Bus {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    const channels = this.subscribedTopics.map((topic) => this.channel(topic))
-    if (channels.length > 0) channels.push(this.probeChannel)
-    if (this.ackSubscribed) channels.push(this.ackChannel)
+    const channels = this.subscribedTopics.map((topic) => channelOf(this.prefix, topic))
+    if (channels.length > 0) channels.push(this.probe)
+    if (this.ackSubscribed) channels.push(this.acks)
     this.topics.clear()
-    this.statusListeners.clear()
+    this.status.stop()
     this.gapListeners.clear()
     this.detach()
     this.deadlines.abortAll(new RealtimeError('CLOSED', 'the bus was closed'))
@@ -336,33 +316,11 @@ export class RedisBus implements Bus {
     }
   }
 
-  private streamKey(topic: string): string {
-    return `${this.prefix}{${topic}}:s`
-  }
-
-  private metaKey(topic: string): string {
-    return `${this.prefix}{${topic}}:e`
-  }
-
-  private channel(topic: string): string {
-    return `${this.prefix}c:${topic}`
-  }
-
-  /** Where publishers send flow-control probes; every instance with a topic subscribed reads it. */
-  private get probeChannel(): string {
-    return `${this.prefix}p`
-  }
-
-  /** Where the other instances answer this bus's probes. */
-  private get ackChannel(): string {
-    return `${this.prefix}a:${this.id}`
-  }
-
   /** Subscribes the answers channel; flow control is armed once it is in place. */
   private armFlow(): void {
     if (this.ackSubscribed || this.closed || !this.flow) return
     this.ackSubscribed = true
-    this.deadlines.run('subscription to flow-control answers', this.sub, () => this.sub.subscribe(this.ackChannel)).then(
+    this.deadlines.run('subscription to flow-control answers', this.sub, () => this.sub.subscribe(this.acks)).then(
       () => {
         if (!this.closed && this.ackSubscribed && this.sub.status === 'ready') this.flow?.setArmed(true)
       },
@@ -381,11 +339,11 @@ export class RedisBus implements Bus {
       if (!wanted) {
         state.subscribed = false
         // A lost connection has dropped its channels already.
-        if (this.sub.status === 'ready') await this.sub.unsubscribe(this.channel(topic)).catch(() => {})
+        if (this.sub.status === 'ready') await this.sub.unsubscribe(channelOf(this.prefix, topic)).catch(() => {})
         return
       }
       // The probe channel comes with the first topic (subscribing it again is a no-op in Redis).
-      await this.deadlines.run(`subscription to "${topic}"`, this.sub, () => this.sub.subscribe(this.channel(topic), this.probeChannel))
+      await this.deadlines.run(`subscription to "${topic}"`, this.sub, () => this.sub.subscribe(channelOf(this.prefix, topic), this.probe))
       state.subscribed = true
       if (!state.last && !state.base) {
         state.base = await this.readHistory(topic).then(
@@ -404,30 +362,24 @@ export class RedisBus implements Bus {
   }
 
   private receive(channel: string, text: string): void {
-    if (channel === this.probeChannel) {
+    if (channel === this.probe) {
       // Every message published before the probe has been handed to the listeners: answer it.
       const space = text.indexOf(' ')
-      if (space > 0) this.pub.publish(`${this.prefix}a:${text.slice(0, space)}`, `${text.slice(space + 1)} ${this.id}`).catch(() => {})
+      if (space > 0) this.pub.publish(ackChannel(this.prefix, text.slice(0, space)), `${text.slice(space + 1)} ${this.id}`).catch(() => {})
       return
     }
-    if (channel === this.ackChannel) {
+    if (channel === this.acks) {
       const space = text.indexOf(' ')
       if (space > 0) this.flow?.ack(Number(text.slice(0, space)), text.slice(space + 1))
       return
     }
-    if (!channel.startsWith(this.prefix + 'c:')) return
-    const topic = channel.slice(this.prefix.length + 2)
+    if (!channel.startsWith(this.channels)) return
+    const topic = channel.slice(this.channels.length)
     this.received++
     const state = this.topics.get(topic)
     if (!state) return
-    const a = text.indexOf('\n')
-    const b = text.indexOf('\n', a + 1)
-    if (a < 0 || b < 0) return
-    const offset = text.slice(a + 1, b)
-    // The stream id starts with Redis' clock at XADD, in ms: the publish time, to the millisecond.
-    const publishedAt = parseInt(offset, 10)
-    const message: BusMessage = { topic, epoch: text.slice(0, a), offset, data: text.slice(b + 1) }
-    if (publishedAt > 0) message.publishedAt = publishedAt
+    const message = parseChannelMessage(topic, text)
+    if (message === undefined) return
     if (state.held) state.held.push(message)
     else this.deliver(state, message)
   }
@@ -495,18 +447,6 @@ export class RedisBus implements Bus {
 
   private reportGap(topic: string): void {
     for (const listener of this.gapListeners) listener(topic)
-  }
-
-  private computeStatus(): BusStatus {
-    return this.pub.status === 'ready' && this.sub.status === 'ready' ? 'up' : 'down'
-  }
-
-  private updateStatus(): void {
-    if (this.closed) return
-    const status = this.computeStatus()
-    if (status === this.status) return
-    this.status = status
-    for (const listener of this.statusListeners) listener(status)
   }
 }
 

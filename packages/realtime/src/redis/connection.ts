@@ -1,4 +1,5 @@
 import type { Redis, RedisOptions } from 'ioredis'
+import type { BusStatus } from '../bus/types.js'
 import { RealtimeError } from '../errors.js'
 
 /**
@@ -92,4 +93,44 @@ export async function quit(connection: Redis): Promise<void> {
     return
   }
   await connection.quit().catch(() => connection.disconnect())
+}
+
+/**
+ * Whether a bus's two connections (commands, subscriber) are both ready: `'up'`, else `'down'`.
+ * `update` (on each connection event) tells the listeners of a real change only; after `stop`, nothing.
+ */
+export class PairStatus {
+  private readonly listeners = new Set<(status: BusStatus) => void>()
+  private stopped = false
+  current: BusStatus
+
+  constructor(
+    private readonly pub: Redis,
+    private readonly sub: Redis,
+  ) {
+    this.current = this.read()
+  }
+
+  /** Learns of each change; returns the function that stops it. */
+  listen(listener: (status: BusStatus) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  update(): void {
+    if (this.stopped) return
+    const status = this.read()
+    if (status === this.current) return
+    this.current = status
+    for (const listener of this.listeners) listener(status)
+  }
+
+  stop(): void {
+    this.stopped = true
+    this.listeners.clear()
+  }
+
+  private read(): BusStatus {
+    return this.pub.status === 'ready' && this.sub.status === 'ready' ? 'up' : 'down'
+  }
 }

@@ -40,3 +40,19 @@ function fieldValue(fields: string[], name: string): string {
   for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1] as string
   return ''
 }
+
+/**
+ * A message as `PUBLISH_SCRIPT` publishes it on a topic's channel: `epoch \n offset \n data`;
+ * undefined for text of another shape.
+ */
+export function parseChannelMessage(topic: string, text: string): BusMessage | undefined {
+  const a = text.indexOf('\n')
+  const b = text.indexOf('\n', a + 1)
+  if (a < 0 || b < 0) return undefined
+  const offset = text.slice(a + 1, b)
+  const message: BusMessage = { topic, epoch: text.slice(0, a), offset, data: text.slice(b + 1) }
+  // The stream id starts with Redis' clock at XADD, in ms: the publish time, to the millisecond.
+  const publishedAt = parseInt(offset, 10)
+  if (publishedAt > 0) message.publishedAt = publishedAt
+  return message
+}

@@ -1,3 +1,5 @@
+import { channelOf, metaKey, streamKey } from './keys.js'
+
 /**
  * Lua scripts of `RedisBus`. Each runs atomically in Redis, so a message is in the topic's stream
  * before any instance can receive it, and the epoch check and the stream read see one state.
@@ -39,6 +41,26 @@ for t = 1, #KEYS / 2 do
 end
 return result
 `
+
+/**
+ * The arguments of `PUBLISH_SCRIPT` (called without a fixed key count): the number of keys, then
+ * each topic's stream and epoch hash, then `data`, `maxlen`, `ttlMs`, then each topic's channel and
+ * a fresh epoch (used only if the topic has none).
+ */
+export function publishArguments(
+  prefix: string,
+  topics: readonly string[],
+  data: string,
+  maxlen: number,
+  ttlMs: number,
+  freshEpoch: () => string,
+): string[] {
+  const args: string[] = [String(topics.length * 2)]
+  for (const topic of topics) args.push(streamKey(prefix, topic), metaKey(prefix, topic))
+  args.push(data, String(maxlen), String(ttlMs))
+  for (const topic of topics) args.push(channelOf(prefix, topic), freshEpoch())
+  return args
+}
 
 /**
  * KEYS: stream, meta. ARGV: since offset (exclusive, '' for none), fresh epoch, ttlMs.
