@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import { BlockList, isIP } from 'node:net'
+import { peerAddress } from './socket.js'
 import type { Limits } from './types.js'
 
 /**
@@ -52,7 +53,7 @@ export function trustTest(trust: TrustProxy | undefined): ((address: string, hop
  * leftmost one, when every hop is trusted).
  */
 export function clientAddress(request: IncomingMessage, trusted: ((address: string, hop: number) => boolean) | undefined): string {
-  const socketAddress = request.socket.remoteAddress ?? 'unknown'
+  const socketAddress = peerAddress(request.socket) ?? 'unknown'
   if (trusted === undefined) return socketAddress
   const peer = plainAddress(socketAddress)
   const header = request.headers['x-forwarded-for']
@@ -76,7 +77,11 @@ export function clientAddress(request: IncomingMessage, trusted: ((address: stri
  */
 export class Admission {
   private total = 0
-  private readonly perAddress = new Map<string, number>()
+  /**
+   * Open connections by address, with the address string they share: a connection keeps the one
+   * string of its address (`admit` returns it), not a copy per connection.
+   */
+  private readonly perAddress = new Map<string, { address: string; count: number }>()
   private readonly trusted: ((address: string, hop: number) => boolean) | undefined
 
   constructor(
@@ -91,21 +96,29 @@ export class Admission {
     return clientAddress(request, this.trusted)
   }
 
-  /** Takes a place for a connection from `address`, or says which cap refuses it. */
-  admit(address: string): AdmissionRefusal | undefined {
-    if (this.total >= this.limits.maxConnections) return 'max_connections'
-    const from = this.perAddress.get(address) ?? 0
-    if (from >= this.limits.maxConnectionsPerAddress) return 'max_connections_per_address'
+  /**
+   * Takes a place for a connection from `address`, or says which cap refuses it. Admitted, it
+   * returns the address as a string shared by every connection from it (for the connection to keep).
+   */
+  admit(address: string): { refused: AdmissionRefusal } | { address: string } {
+    if (this.total >= this.limits.maxConnections) return { refused: 'max_connections' }
+    const entry = this.perAddress.get(address)
+    if (entry !== undefined && entry.count >= this.limits.maxConnectionsPerAddress) return { refused: 'max_connections_per_address' }
     this.total++
-    this.perAddress.set(address, from + 1)
-    return undefined
+    if (entry !== undefined) {
+      entry.count++
+      return entry
+    }
+    const created = { address, count: 1 }
+    this.perAddress.set(address, created)
+    return created
   }
 
   /** Gives back the place of a connection from `address` (closed, or its handshake failed). */
   release(address: string): void {
     this.total--
-    const left = (this.perAddress.get(address) ?? 1) - 1
-    if (left > 0) this.perAddress.set(address, left)
-    else this.perAddress.delete(address)
+    const entry = this.perAddress.get(address)
+    if (entry === undefined) return
+    if (--entry.count === 0) this.perAddress.delete(address)
   }
 }

@@ -143,10 +143,10 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     if (allowedOrigins && (!origin || !allowedOrigins.has(origin))) {
       return refuse(socket, 403, 'origin', 'origin not allowed')
     }
-    const address = admission.addressOf(request)
     // Counted before the handshake finishes so that a burst cannot overshoot the limits.
-    const refusal = admission.admit(address)
-    if (refusal) return refuse(socket, 503, refusal, REFUSALS[refusal])
+    const admitted = admission.admit(admission.addressOf(request))
+    if ('refused' in admitted) return refuse(socket, 503, admitted.refused, REFUSALS[admitted.refused])
+    const { address } = admitted
     // `ws` answers a bad handshake itself and never calls back: give the place back then. The
     // listener goes once the handshake succeeds (often synchronously, inside handleUpgrade), so
     // that it does not keep this scope — and the upgrade request — alive for the connection's life.

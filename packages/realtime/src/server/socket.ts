@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocket } from 'ws'
 import { CloseCode } from '../protocol.js'
@@ -190,4 +191,18 @@ export function textFrame(text: string, byteLength: number): Buffer {
   }
   frame.write(text, head, 'utf8')
   return frame
+}
+
+/**
+ * The address of a TCP peer, read without leaving Node's cache of it behind: `remoteAddress`
+ * stores `{ address, family, port }` on the socket (`_peername`) for the socket's life, about 80
+ * bytes on each of thousands of idle connections, for a value the server reads once per upgrade.
+ * The cache is only an optimization of Node's (a later `remoteAddress` reads the peer again), so
+ * dropping it changes nothing else.
+ */
+export function peerAddress(socket: Socket): string | undefined {
+  const address = socket.remoteAddress
+  const cached = socket as Socket & { _peername?: unknown }
+  if (cached._peername !== undefined) cached._peername = undefined
+  return address
 }
