@@ -11,7 +11,7 @@ import { isValidTopic } from '../src/protocol.js'
 import { createPrometheusMetrics, latencyQuantile, LATENCY_BUCKETS_SECONDS } from '../src/server/index.js'
 import { LatencyHistogram } from '../src/server/latency.js'
 import { RedisBus } from '../src/redis/index.js'
-import { OwnRedisServer, REDIS_URL, deleteKeys, uniquePrefix, waitUntil } from './utils/redis.js'
+import { OwnRedisServer, REDIS_URL, deleteKeys, uniquePrefix } from './utils/redis.js'
 import { closeAfterTest, useRawClient, useServer } from './utils/harness.js'
 import { waitFor, type RawClient, type TestServer } from './utils/server.js'
 
@@ -116,12 +116,12 @@ describe('stats()', () => {
     const bus = new RedisBus({ url: redis.url, prefix: `metrics-test:${process.pid}:` })
     server = await useServer({ bus })
     const { realtime } = server
-    await waitUntil('bus up', () => realtime.stats().busStatus === 'up', 5000)
+    await waitFor(() => realtime.stats().busStatus === 'up', 5000, 'bus up')
     await redis.stop()
-    await waitUntil('bus down', () => realtime.stats().busStatus === 'down', 5000)
+    await waitFor(() => realtime.stats().busStatus === 'down', 5000, 'bus down')
     expect(realtime.stats().busReconnects).toBe(0)
     await redis.start()
-    await waitUntil('bus up again', () => realtime.stats().busStatus === 'up', 10_000)
+    await waitFor(() => realtime.stats().busStatus === 'up', 10_000, 'bus up again')
     expect(realtime.stats().busReconnects).toBe(1)
   })
 
