@@ -4,7 +4,7 @@ import { DEFAULT_LIMITS } from '../src/server/index.js'
 import { MAX_PENDING_MESSAGES } from '../src/server/topics.js'
 import type { Position } from '../src/topics.js'
 import { useRawClient, useServer } from './utils/harness.js'
-import { RawClient, sleep, type startServer, waitFor, type TestServer } from './utils/server.js'
+import { RawClient, sleep, waitFor, type TestServer, type TestServerOptions } from './utils/server.js'
 
 /**
  * Each limit trips with its error or close code and its counter in `stats()`. Limits already
@@ -14,14 +14,8 @@ import { RawClient, sleep, type startServer, waitFor, type TestServer } from './
 
 /** The running test's server (the harness closes it, and its clients, when the test ends). */
 let server: TestServer | undefined
-
-async function start(options: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
-  server = await useServer(options)
-  return server
-}
-function connect(options?: WebSocket.ClientOptions): Promise<RawClient> {
-  return useRawClient(server!.url, options)
-}
+const start = async (options: TestServerOptions = {}) => (server = await useServer(options))
+const connect = (options?: WebSocket.ClientOptions) => useRawClient(server!.url, options)
 
 describe('DEFAULT_LIMITS', () => {
   it('has a safe default for every limit', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { useRawClient, useServer } from './utils/harness.js'
-import { sleep, type startServer, waitFor, type TestServer } from './utils/server.js'
+import { sleep, waitFor, type TestServer, type TestServerOptions } from './utils/server.js'
 
 /**
  * Credentials that expire mid-connection: an `auth` frame renews them and the subscriptions live
@@ -17,10 +17,7 @@ function authenticate(_request: unknown, auth: unknown) {
   return { principal: { user }, expiresAt: Date.now() + Number(lifetime) }
 }
 
-async function start(options: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
-  server = await useServer({ authenticate, ...options })
-  return server
-}
+const start = async (options: TestServerOptions = {}) => (server = await useServer({ authenticate, ...options }))
 
 async function hello(auth: string) {
   const client = await useRawClient(server!.url)

@@ -5,18 +5,12 @@ import type { Position } from '../src/topics.js'
 import { RealtimeError } from '../src/errors.js'
 import { createRealtimeServer } from '../src/server/index.js'
 import { useRawClient, useServer } from './utils/harness.js'
-import { RawClient, sleep, type startServer, waitFor, type TestServer } from './utils/server.js'
+import { RawClient, sleep, waitFor, type TestServer, type TestServerOptions } from './utils/server.js'
 
 /** The running test's server (the harness closes it, and its clients, when the test ends). */
 let server: TestServer | undefined
-
-async function start(options: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
-  server = await useServer(options)
-  return server
-}
-function connect(options?: WebSocket.ClientOptions): Promise<RawClient> {
-  return useRawClient(server!.url, options)
-}
+const start = async (options: TestServerOptions = {}) => (server = await useServer(options))
+const connect = (options?: WebSocket.ClientOptions) => useRawClient(server!.url, options)
 
 describe('createRealtimeServer', () => {
   it('needs a server or noServer', () => {

@@ -8,7 +8,7 @@ import { TestRunner, onTestFinished } from 'vitest'
 import type { RealtimeClient, RealtimeClientOptions } from '../../src/client/index.js'
 import type { TopicMap } from '../../src/topics.js'
 import { RawClient } from './raw-client.js'
-import { connectClient, startServer, type TestServer } from './server.js'
+import { connectClient, startServer, type TestServer, type TestServerOptions } from './server.js'
 
 type Close = () => unknown
 
@@ -48,7 +48,7 @@ export function closeAfterTest(close: Close): () => void {
 }
 
 /** `startServer`, closed when the test finishes. */
-export async function useServer<T extends TopicMap = TopicMap>(options: Parameters<typeof startServer>[0] = {}): Promise<TestServer<T>> {
+export async function useServer<T extends TopicMap = TopicMap>(options: TestServerOptions = {}): Promise<TestServer<T>> {
   const server = await startServer<T>(options)
   closeAfterTest(() => server.close())
   return server

@@ -19,9 +19,10 @@ export interface TestServer<T extends TopicMap = TopicMap> {
   close(): Promise<void>
 }
 
-export async function startServer<T extends TopicMap = TopicMap>(
-  options: Omit<RealtimeServerOptions, 'server'> = {},
-): Promise<TestServer<T>> {
+/** The options of `createRealtimeServer` but its HTTP server (`startServer` makes one). */
+export type TestServerOptions = Omit<RealtimeServerOptions, 'server'>
+
+export async function startServer<T extends TopicMap = TopicMap>(options: TestServerOptions = {}): Promise<TestServer<T>> {
   const http = createServer((_req, res) => {
     res.statusCode = 404
     res.end()
