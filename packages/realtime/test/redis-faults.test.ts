@@ -1,9 +1,9 @@
 import { Redis } from 'ioredis'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { isRealtimeError } from '../src/errors.js'
 import type { BusMessage } from '../src/bus/types.js'
 import { REDIS_BUS_CONNECTION_OPTIONS, RedisBus } from '../src/redis/index.js'
-import { startInstance, type Instance } from './utils/instances.js'
+import { startInstance } from './utils/instances.js'
 import { closeAfterTest, useClient, useServer } from './utils/harness.js'
 import { OwnRedisServer, freePort, uniquePrefix } from './utils/redis.js'
 import type { TestServer } from './utils/server.js'
@@ -32,9 +32,12 @@ describe('Redis faults', () => {
   beforeAll(async () => {
     redis = await OwnRedisServer.start()
   })
-  // The harness closes each test's clients, servers and instances (after this).
-  afterEach(async () => {
-    if (!redis.running) await redis.start()
+  // First in, so last out: Redis is started again (for the next test) once the harness closed
+  // this test's clients, servers and instances.
+  beforeEach(() => {
+    closeAfterTest(async () => {
+      if (!redis.running) await redis.start()
+    })
   })
   afterAll(() => redis.stop())
 
