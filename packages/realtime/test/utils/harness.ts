@@ -4,48 +4,13 @@
  * closing them. Call these inside a test (or a `beforeEach`); for what a whole file shares, start
  * it in `beforeAll` with `startServer` and close it in `afterAll`.
  */
-import { TestRunner, onTestFinished } from 'vitest'
 import type { RealtimeClient, RealtimeClientOptions } from '../../src/client/index.js'
 import type { TopicMap } from '../../src/topics.js'
 import { RawClient } from './raw-client.js'
+import { closeAfterTest } from './teardown.js'
 import { connectClient, startServer, type TestServer, type TestServerOptions } from './server.js'
 
-type Close = () => unknown
-
-/** What each running test has left open, newest last. */
-const openByTest = new WeakMap<object, Set<Close>>()
-
-/**
- * Runs `close` when the running test finishes, after its `afterEach` hooks: the newest first (so
- * clients close before their server), each awaited, every one run even when one throws. Returns
- * a function that forgets it (for what closed itself before the end of the test).
- */
-export function closeAfterTest(close: Close): () => void {
-  const test = TestRunner.getCurrentTest()
-  if (!test) throw new Error('closeAfterTest() runs inside a test: start what a whole file shares in beforeAll and close it in afterAll')
-  let open = openByTest.get(test)
-  if (!open) {
-    const closes = new Set<Close>()
-    open = closes
-    openByTest.set(test, closes)
-    onTestFinished(async () => {
-      openByTest.delete(test)
-      const errors: unknown[] = []
-      for (const each of [...closes].reverse()) {
-        try {
-          await each()
-        } catch (error) {
-          errors.push(error)
-        }
-      }
-      closes.clear()
-      if (errors.length > 0) throw errors.length === 1 ? errors[0] : new AggregateError(errors, 'teardown failed')
-    })
-  }
-  const closes = open
-  closes.add(close)
-  return () => void closes.delete(close)
-}
+export { closeAfterTest }
 
 /** `startServer`, closed when the test finishes. */
 export async function useServer<T extends TopicMap = TopicMap>(options: TestServerOptions = {}): Promise<TestServer<T>> {
