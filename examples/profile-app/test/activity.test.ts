@@ -15,12 +15,13 @@ import { repoRoot, resultsDir } from './utils/paths.js'
 import { startAppProcess, type AppProcess } from './utils/process.js'
 import { parseExposition, valueOf } from './utils/prometheus.js'
 import { deleteRedisKeys, requireRedis } from './utils/services.js'
-import { WireClient } from './utils/wire.js'
+// The library's raw protocol client: one for both packages' tests.
+import { RawClient } from '../../../packages/realtime/test/utils/raw-client.js'
 
 let browser: Browser
 let dataDir: string
 const processes: AppProcess[] = []
-const clients: WireClient[] = []
+const clients: RawClient[] = []
 
 beforeAll(async () => {
   browser = await launchBrowser()
@@ -28,7 +29,7 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  for (const client of clients) client.terminate()
+  for (const client of clients) client.close()
   await browser?.close()
   for (const process of processes) await process.stop()
   if (dataDir) rmSync(dataDir, { recursive: true, force: true })
@@ -44,9 +45,9 @@ async function signIn(url: string, userId: string): Promise<string> {
 }
 
 /** A signed-in raw WebSocket client subscribed to the user's own topic. */
-async function connectUser(url: string, userId: string): Promise<WireClient> {
+async function connectUser(url: string, userId: string): Promise<RawClient> {
   const token = await signIn(url, userId)
-  const client = await WireClient.connect(url.replace('http', 'ws') + '/ws')
+  const client = await RawClient.connect(url.replace('http', 'ws') + '/ws')
   clients.push(client)
   await client.hello(token)
   await client.subscribe(1, `user:${userId}`)
@@ -86,7 +87,7 @@ describe('activity page, one instance', () => {
     await expect.poll(() => counter(page, 'total-connections'), { timeout: 5000 }).toBe(4)
 
     // A plain user's tab asks for `profile`: refused, and listed.
-    const intruder = await WireClient.connect(server.url.replace('http', 'ws') + '/ws')
+    const intruder = await RawClient.connect(server.url.replace('http', 'ws') + '/ws')
     clients.push(intruder)
     await intruder.hello(await signIn(server.url, '24'))
     expect(await intruder.subscribe(1, 'profile')).toMatchObject({ type: 'error', code: 'FORBIDDEN' })
@@ -126,7 +127,7 @@ describe('activity page, one instance', () => {
     }
 
     // Connections leave: the count follows.
-    for (const client of clients.splice(0)) client.terminate()
+    for (const client of clients.splice(0)) client.close()
     await expect.poll(() => counter(page, 'total-connections'), { timeout: 5000 }).toBe(1)
     await page.context().close()
   }, 60_000)

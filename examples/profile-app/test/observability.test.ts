@@ -9,10 +9,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signInitData } from '../src/server/telegram/initData.js'
 import { BOT_TOKEN, SESSION_SECRET, sqliteStorage, startApp, type RunningApp, type TestStorage } from './utils/app.js'
-// The library's own-redis-server helper: one implementation for both packages' fault tests.
+// The library's own-redis-server helper, raw protocol client and wait: one implementation for
+// both packages' tests.
+import { RawClient } from '../../../packages/realtime/test/utils/raw-client.js'
 import { OwnRedisServer as OwnRedis } from '../../../packages/realtime/test/utils/redis.js'
+import { waitFor } from '../../../packages/realtime/test/utils/wait.js'
 import { parseExposition, valueOf, type Family } from './utils/prometheus.js'
-import { WireClient } from './utils/wire.js'
 
 const METRICS_TOKEN = 'metrics-token-0123456789abcdef'
 /** Small, so that a paused reader trips it after a few MB of patches (the kernel buffers first). */
@@ -21,7 +23,7 @@ const MAX_BUFFERED_BYTES = 64 * 1024
 let storage: TestStorage
 let running: RunningApp
 const logLines: string[] = []
-const clients: WireClient[] = []
+const clients: RawClient[] = []
 const secrets: Record<string, string> = { SESSION_SECRET, BOT_TOKEN, METRICS_TOKEN }
 
 type Scrape = Map<string, Family>
@@ -36,19 +38,11 @@ async function scrape(): Promise<Scrape> {
   return parseExposition(await response.text())
 }
 
-async function connect(token: string): Promise<WireClient> {
-  const client = await WireClient.connect(running.url.replace('http', 'ws') + '/ws')
+async function connect(token: string): Promise<RawClient> {
+  const client = await RawClient.connect(running.url.replace('http', 'ws') + '/ws')
   clients.push(client)
   await client.hello(token)
   return client
-}
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
 }
 
 beforeAll(async () => {
@@ -97,11 +91,11 @@ beforeAll(async () => {
   expect(await u.subscribe(2, 'profile')).toMatchObject({ type: 'error', code: 'FORBIDDEN', topic: 'profile' })
   const forgedToken = user.token.slice(0, -4) + (user.token.endsWith('AAAA') ? 'BBBB' : 'AAAA')
   secrets.forgedToken = forgedToken
-  const intruder = await WireClient.connect(running.url.replace('http', 'ws') + '/ws')
+  const intruder = await RawClient.connect(running.url.replace('http', 'ws') + '/ws')
   clients.push(intruder)
   intruder.send({ type: 'hello', v: 1, auth: forgedToken })
-  expect(await intruder.closed).toBe(4001)
-  await waitFor('the refused connection to be gone', async () => valueOf(await scrape(), 'realtime_connections') === 2)
+  expect(await intruder.closed()).toBe(4001)
+  await waitFor(async () => valueOf(await scrape(), 'realtime_connections') === 2, 10_000, 'the refused connection to be gone')
   bytesToClients = a.bytesIn + u.bytesIn + intruder.bytesIn
   scrapes.refused = await scrape()
 
@@ -117,20 +111,20 @@ beforeAll(async () => {
     slowPublishes++
   }
   expect(cut()).toBe(true)
-  await waitFor('the slow consumer to be gone', () => running.app.realtime.stats().connections === 2)
+  await waitFor(() => running.app.realtime.stats().connections === 2, 10_000, 'the slow consumer to be gone')
   scrapes.slow = await scrape()
-  s.terminate()
+  s.close()
 
   // Clean closes.
   a.socket.close(1000)
   u.socket.close(1000)
-  await Promise.all([a.closed, u.closed])
-  await waitFor('the clean closes', () => running.app.realtime.stats().connections === 0)
+  await Promise.all([a.closed(), u.closed()])
+  await waitFor(() => running.app.realtime.stats().connections === 0, 10_000, 'the clean closes')
   scrapes.closed = await scrape()
 }, 120_000)
 
 afterAll(async () => {
-  for (const client of clients) client.terminate()
+  for (const client of clients) client.close()
   await running?.close()
   await storage?.dispose()
 })
@@ -317,12 +311,12 @@ describe('/healthz', () => {
       expect(await metric('realtime_bus_up')).toBe(1)
 
       await redis.stop()
-      await waitFor('/healthz 503', async () => (await app!.request('GET', '/healthz')).status === 503)
+      await waitFor(async () => (await app!.request('GET', '/healthz')).status === 503, 10_000, '/healthz 503')
       expect((await app.request('GET', '/healthz')).body).toEqual({ ok: false, bus: 'down' })
       expect(await metric('realtime_bus_up')).toBe(0)
 
       await redis.start()
-      await waitFor('/healthz 200 again', async () => (await app!.request('GET', '/healthz')).status === 200, 15_000)
+      await waitFor(async () => (await app!.request('GET', '/healthz')).status === 200, 15_000, '/healthz 200 again')
       expect(await metric('realtime_bus_reconnects_total')).toBe(1)
       expect(await metric('realtime_bus_up')).toBe(1)
     } finally {

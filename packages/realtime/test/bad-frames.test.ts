@@ -1,11 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { RawClient, startServer, waitFor, type TestServer } from './utils/server.js'
-
-let server: TestServer | undefined
-afterEach(async () => {
-  await server?.close()
-  server = undefined
-})
+import { describe, expect, it } from 'vitest'
+import { useRawClient, useServer } from './utils/harness.js'
+import { waitFor } from './utils/server.js'
 
 const BAD_FRAMES: (string | Buffer)[] = [
   'not json',
@@ -43,8 +38,8 @@ const BAD_FRAMES: (string | Buffer)[] = [
 describe('a barrage of bad frames', () => {
   it('gets error frames, never crashes the server, and a good client receives every patch', async () => {
     // Generous abuse budget so that the barrage is answered frame by frame before the 4000 close.
-    server = await startServer({ limits: { maxBadFrames: 1000, framesPerSecond: 10_000, frameBurst: 10_000 } })
-    const good = await RawClient.connect(server.url)
+    const server = await useServer({ limits: { maxBadFrames: 1000, framesPerSecond: 10_000, frameBurst: 10_000 } })
+    const good = await useRawClient(server.url)
     await good.request({ type: 'subscribe', id: 1, topic: 'profile' })
     const received: number[] = []
     good.socket.on('message', (data) => {
@@ -52,7 +47,7 @@ describe('a barrage of bad frames', () => {
       if (frame.type === 'patch') received.push(frame.payload.n)
     })
 
-    const attackers = await Promise.all(Array.from({ length: 5 }, () => RawClient.connect(server!.url)))
+    const attackers = await Promise.all(Array.from({ length: 5 }, () => useRawClient(server.url)))
     let n = 0
     for (let round = 0; round < 10; round++) {
       for (const attacker of attackers) {
@@ -77,9 +72,9 @@ describe('a barrage of bad frames', () => {
   })
 
   it('closes 4000 a connection that keeps sending bad frames, with default limits', async () => {
-    server = await startServer()
-    const attacker = await RawClient.connect(server.url)
-    const good = await RawClient.connect(server.url)
+    const server = await useServer()
+    const attacker = await useRawClient(server.url)
+    const good = await useRawClient(server.url)
     await good.request({ type: 'subscribe', id: 1, topic: 't' })
     for (let i = 0; i < 100; i++) attacker.send('garbage')
     expect(await attacker.closed()).toBe(4000)
@@ -90,9 +85,9 @@ describe('a barrage of bad frames', () => {
   })
 
   it('closes 1009 a frame over the size limit and keeps serving others', async () => {
-    server = await startServer()
-    const attacker = await RawClient.connect(server.url)
-    const good = await RawClient.connect(server.url)
+    const server = await useServer()
+    const attacker = await useRawClient(server.url)
+    const good = await useRawClient(server.url)
     await good.request({ type: 'subscribe', id: 1, topic: 't' })
     attacker.send('{"type":"ping","pad":"' + 'x'.repeat(70 * 1024) + '"}')
     expect(await attacker.closed()).toBe(1009)

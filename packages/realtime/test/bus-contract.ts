@@ -1,7 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import { compareOffsets, type Bus, type BusMessage, type HistoryOptions } from '../src/bus/types.js'
 import { isRealtimeError } from '../src/errors.js'
 import type { Position } from '../src/topics.js'
+import { closeAfterTest } from './utils/harness.js'
+import { sleep, waitFor } from './utils/wait.js'
 
 /** How the contract suite makes and breaks buses of one kind. */
 export interface BusFixture {
@@ -21,17 +23,6 @@ export interface BusFixture {
   cleanup?(): Promise<void>
 }
 
-/** Resolves when `ms` milliseconds have passed. */
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(5)
-  }
-}
-
 function collect(): { messages: BusMessage[]; listener: (m: BusMessage) => void } {
   const messages: BusMessage[] = []
   return { messages, listener: (m) => messages.push(m) }
@@ -43,19 +34,18 @@ function collect(): { messages: BusMessage[]; listener: (m: BusMessage) => void 
  */
 export function busContractSuite(name: string, fixture: BusFixture): void {
   describe(`Bus contract: ${name}`, () => {
-    const open: Bus[] = []
     let topicCounter = 0
     const topic = () => `contract:${++topicCounter}`
 
     async function bus(options?: { history?: HistoryOptions }): Promise<Bus> {
       const created = await fixture.create(options)
-      open.push(created)
+      closeAfterTest(() => created.close())
       return created
     }
 
-    afterEach(async () => {
-      await Promise.all(open.splice(0).map((b) => b.close()))
-      await fixture.cleanup?.()
+    // First in, so last out: after the test's buses closed.
+    beforeEach(() => {
+      if (fixture.cleanup) closeAfterTest(() => fixture.cleanup!())
     })
 
     describe('#publish and #subscribe', () => {
@@ -68,7 +58,7 @@ export function busContractSuite(name: string, fixture: BusFixture): void {
         await b.subscribe(t, two.listener)
         const positions: Position[] = []
         for (const data of ['{"n":1}', '{"n":2}', '{"n":3}']) positions.push(await b.publish(t, data))
-        await until('3 messages', () => one.messages.length === 3 && two.messages.length === 3)
+        await waitFor(() => one.messages.length === 3 && two.messages.length === 3, 5000, '3 messages')
         expect(one.messages.map((m) => m.data)).toEqual(['{"n":1}', '{"n":2}', '{"n":3}'])
         expect(one.messages.map((m) => ({ epoch: m.epoch, offset: m.offset }))).toEqual(positions)
         expect(two.messages).toEqual(one.messages)
@@ -84,7 +74,7 @@ export function busContractSuite(name: string, fixture: BusFixture): void {
         await b.subscribe(a, onA.listener)
         await b.publish(c, '"other"')
         await b.publish(a, '"mine"')
-        await until('1 message', () => onA.messages.length === 1)
+        await waitFor(() => onA.messages.length === 1, 5000, '1 message')
         await sleep(30)
         expect(onA.messages.map((m) => m.data)).toEqual(['"mine"'])
       })
@@ -95,7 +85,7 @@ export function busContractSuite(name: string, fixture: BusFixture): void {
         const got = collect()
         await b.subscribe(t, got.listener)
         const positions = await Promise.all(Array.from({ length: 300 }, (_, i) => b.publish(t, String(i))))
-        await until('300 messages', () => got.messages.length >= 300)
+        await waitFor(() => got.messages.length >= 300, 5000, '300 messages')
         await sleep(30)
         expect(got.messages).toHaveLength(300)
         for (let i = 1; i < got.messages.length; i++) {
@@ -164,7 +154,7 @@ export function busContractSuite(name: string, fixture: BusFixture): void {
         await b.subscribe(t, leaves.listener)
         await b.unsubscribe(t, leaves.listener)
         await b.publish(t, '1')
-        await until('1 message', () => stays.messages.length === 1)
+        await waitFor(() => stays.messages.length === 1, 5000, '1 message')
         await b.unsubscribe(t, stays.listener)
         await b.publish(t, '2')
         await sleep(50)
@@ -173,7 +163,7 @@ export function busContractSuite(name: string, fixture: BusFixture): void {
         // Subscribing again after the last listener left works as the first time.
         await b.subscribe(t, leaves.listener)
         await b.publish(t, '3')
-        await until('message 3', () => leaves.messages.length === 1)
+        await waitFor(() => leaves.messages.length === 1, 5000, 'message 3')
         expect(leaves.messages[0]!.data).toBe('3')
       })
 
@@ -265,7 +255,8 @@ export function busContractSuite(name: string, fixture: BusFixture): void {
         const t = topic()
         const before = await b.publish(t, '1')
         b = await fixture.loseHistory(b)
-        if (!open.includes(b)) open.push(b)
+        // (A bus closes once, however often it is asked to.)
+        closeAfterTest(() => b.close())
         const result = await b.history(t, before)
         expect(result.recovered).toBe(false)
         expect(result.messages).toEqual([])
@@ -308,7 +299,7 @@ export function busContractSuite(name: string, fixture: BusFixture): void {
       it('has handed every message up to the position history reports to earlier listeners', async () => {
         const b = await bus({ history: { size: 1000 } })
         const publisher = await fixture.peer(b)
-        if (publisher !== b) open.push(publisher)
+        if (publisher !== b) closeAfterTest(() => publisher.close())
         const t = topic()
         const start = (await b.history(t)).position
         const got = collect()
@@ -370,7 +361,7 @@ export function busContractSuite(name: string, fixture: BusFixture): void {
         joins.push(join())
         await publishing
         await Promise.all(joins)
-        await until('every joiner to see the last message', () => sequences.every((s) => s.length >= total), 10_000)
+        await waitFor(() => sequences.every((s) => s.length >= total), 10_000, 'every joiner to see the last message')
         expect(sequences.length).toBeGreaterThanOrEqual(5)
         // Concurrent publishes may be ordered either way within a batch; what counts is that every
         // joiner sees exactly the bus's order: the same one each, every number once.

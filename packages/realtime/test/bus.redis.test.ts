@@ -1,9 +1,11 @@
 import { Redis } from 'ioredis'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import type { Bus, BusMessage } from '../src/bus/types.js'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { BusMessage } from '../src/bus/types.js'
 import { REDIS_BUS_CONNECTION_OPTIONS, RedisBus } from '../src/redis/index.js'
 import { busContractSuite } from './bus-contract.js'
-import { REDIS_URL, deleteKeys, requireSharedRedis, uniquePrefix, waitUntil } from './utils/redis.js'
+import { closeAfterTest } from './utils/harness.js'
+import { REDIS_URL, deleteKeys, requireSharedRedis, uniquePrefix } from './utils/redis.js'
+import { waitFor } from './utils/wait.js'
 
 beforeAll(requireSharedRedis)
 
@@ -24,19 +26,13 @@ busContractSuite('RedisBus', {
 })
 
 describe('RedisBus', () => {
-  const buses: Bus[] = []
-  const connections: Redis[] = []
   const testPrefix = uniquePrefix('redisbus')
 
-  afterEach(async () => {
-    await Promise.all(buses.splice(0).map((bus) => bus.close()))
-    await Promise.all(connections.splice(0).map((c) => c.quit()))
-  })
   afterAll(() => deleteKeys(REDIS_URL, testPrefix))
 
   function redisBus(options: ConstructorParameters<typeof RedisBus>[0] = {}): RedisBus {
     const bus = new RedisBus({ url: REDIS_URL, prefix: testPrefix, ...options })
-    buses.push(bus)
+    closeAfterTest(() => bus.close())
     return bus
   }
 
@@ -49,7 +45,7 @@ describe('RedisBus', () => {
         await bus.subscribe('across:1', (m) => got.get(name)!.push(m))
       }
       const positions = [await a.publish('across:1', '"from a"'), await b.publish('across:1', '"from b"'), await c.publish('across:1', '"from c"')]
-      await waitUntil('3 messages on every instance', () => [...got.values()].every((list) => list.length === 3))
+      await waitFor(() => [...got.values()].every((list) => list.length === 3), 10_000, '3 messages on every instance')
       for (const list of got.values()) {
         expect(list.map((m) => m.data)).toEqual(['"from a"', '"from b"', '"from c"'])
         expect(list.map((m) => m.offset)).toEqual(positions.map((p) => p.offset))
@@ -65,17 +61,17 @@ describe('RedisBus', () => {
     it('works on caller-supplied connections and leaves them open on close', async () => {
       const pub = new Redis(REDIS_URL, REDIS_BUS_CONNECTION_OPTIONS)
       const sub = new Redis(REDIS_URL, REDIS_BUS_CONNECTION_OPTIONS)
-      connections.push(pub, sub)
+      for (const connection of [pub, sub]) closeAfterTest(() => connection.quit())
       const bus = new RedisBus({ redis: { pub, sub }, prefix: testPrefix })
       const got: string[] = []
       await bus.subscribe('supplied', (m) => got.push(m.data))
       await bus.publish('supplied', '1')
-      await waitUntil('the message', () => got.length === 1)
+      await waitFor(() => got.length === 1, 10_000, 'the message')
       await bus.close()
       expect(pub.status).toBe('ready')
       expect(await pub.ping()).toBe('PONG')
       // The bus took its channels back from the shared subscriber connection.
-      await waitUntil('no channel left', async () => (await pub.pubsub('NUMSUB', `${testPrefix}c:supplied`))[1] === 0)
+      await waitFor(async () => (await pub.pubsub('NUMSUB', `${testPrefix}c:supplied`))[1] === 0, 10_000, 'no channel left')
     })
 
     it('refuses one connection for both roles', () => {
@@ -90,7 +86,7 @@ describe('RedisBus', () => {
       const bus = redisBus()
       const statuses: string[] = []
       bus.onStatus((s) => statuses.push(s))
-      await waitUntil('healthy', () => bus.healthy)
+      await waitFor(() => bus.healthy, 10_000, 'healthy')
       expect(statuses).toEqual(['up'])
     })
   })
@@ -100,7 +96,7 @@ describe('RedisBus', () => {
       const bus = redisBus({ history: { size: 10, ttlMs: 60_000 } })
       for (let i = 0; i < 250; i++) await bus.publish('keys:1', String(i))
       const redis = new Redis(REDIS_URL)
-      connections.push(redis)
+      closeAfterTest(() => redis.quit())
       const keys = (await redis.keys(`${testPrefix}{keys:1}*`)).sort()
       expect(keys).toEqual([`${testPrefix}{keys:1}:e`, `${testPrefix}{keys:1}:s`])
       const length = await redis.xlen(`${testPrefix}{keys:1}:s`)

@@ -1,30 +1,13 @@
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
-import type { ConnectionState, RealtimeClient } from '../src/client/index.js'
+import { describe, expect, it } from 'vitest'
+import type { ConnectionState } from '../src/client/index.js'
 import { createRealtimeServer } from '../src/server/index.js'
-import { connectClient, sleep, startServer, waitFor, type TestServer } from './utils/server.js'
-
-let server: TestServer | undefined
-const clients: RealtimeClient[] = []
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  for (const cleanup of cleanups.splice(0)) await cleanup()
-  await server?.close()
-  server = undefined
-})
-
-function client(url: string, options: Parameters<typeof connectClient>[1] = {}): RealtimeClient {
-  const c = connectClient(url, options)
-  clients.push(c)
-  return c
-}
+import { useClient as client, useServer } from './utils/harness.js'
+import { sleep, waitFor } from './utils/server.js'
 
 describe('createRealtimeClient', () => {
   describe('the seed usage', () => {
     it('works as written: subscribe, on("patch") with a type check, unsubscribe', async () => {
-      server = await startServer()
+      const server = await useServer()
       const wsClient = client(server.url)
       const seen: unknown[] = []
       wsClient.subscribe('user:515650034')
@@ -40,7 +23,7 @@ describe('createRealtimeClient', () => {
 
   describe('#subscribe / #unsubscribe', () => {
     it('makes one wire subscription for two callers, and keeps it until the last leaves', async () => {
-      server = await startServer()
+      const server = await useServer()
       const c = client(server.url)
       const seen: unknown[] = []
       c.on('patch', (msg) => seen.push(msg.payload))
@@ -61,7 +44,7 @@ describe('createRealtimeClient', () => {
     })
 
     it('keeps the wire subscription through an unsubscribe and resubscribe in the same tick', async () => {
-      server = await startServer()
+      const server = await useServer()
       const c = client(server.url)
       c.subscribe('t')
       await waitFor(() => c.subscriptionState('t') === 'subscribed')
@@ -74,7 +57,7 @@ describe('createRealtimeClient', () => {
     })
 
     it('throws INVALID_TOPIC for a bad topic name', async () => {
-      server = await startServer()
+      const server = await useServer()
       const c = client(server.url)
       expect(() => c.subscribe('bad topic')).toThrow(expect.objectContaining({ code: 'INVALID_TOPIC' }))
     })
@@ -82,7 +65,7 @@ describe('createRealtimeClient', () => {
 
   describe('reconnect', () => {
     it('re-subscribes with its position and gets what it missed, in order', async () => {
-      server = await startServer()
+      const server = await useServer()
       const c = client(server.url)
       const seen: number[] = []
       c.on('patch', (msg) => seen.push(msg.payload as number))
@@ -101,15 +84,9 @@ describe('createRealtimeClient', () => {
     })
 
     it('emits resync when the server lost its history (a restarted process)', async () => {
-      const http = createServer()
-      let realtime = createRealtimeServer({ server: http })
-      await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
-      const url = `ws://127.0.0.1:${(http.address() as AddressInfo).port}/ws`
-      cleanups.push(async () => {
-        await realtime.close()
-        http.closeAllConnections()
-        await new Promise<void>((resolve) => http.close(() => resolve()))
-      })
+      const server = await useServer()
+      const { http, url } = server
+      let realtime = server.realtime
       const c = client(url)
       const resynced: string[] = []
       c.on('resync', (topic) => resynced.push(topic))
@@ -119,14 +96,14 @@ describe('createRealtimeClient', () => {
       await waitFor(() => c.position('user:1')?.offset !== '0')
       // A new realtime server (and in-memory bus) on the same port: the old history is gone.
       await realtime.close()
-      realtime = createRealtimeServer({ server: http })
+      realtime = server.realtime = createRealtimeServer({ server: http })
       await waitFor(() => resynced.length === 1, 5000, 'resync')
       expect(resynced).toEqual(['user:1'])
       expect(c.subscriptionState('user:1')).toBe('subscribed')
     })
 
     it('stops reconnecting after 4001 with fixed credentials', async () => {
-      server = await startServer({ authenticate: () => { throw new Error('no') } })
+      const server = await useServer({ authenticate: () => { throw new Error('no') } })
       const c = client(server.url, { auth: 'wrong' })
       const errors: string[] = []
       c.on('error', (e) => errors.push(e.code))
@@ -138,7 +115,7 @@ describe('createRealtimeClient', () => {
 
     it('calls an auth function on every connect', async () => {
       const seen: unknown[] = []
-      server = await startServer({ authenticate: (_req, auth) => (seen.push(auth), { id: 1 }) })
+      const server = await useServer({ authenticate: (_req, auth) => (seen.push(auth), { id: 1 }) })
       let n = 0
       const c = client(server.url, { auth: async () => `token-${++n}` })
       await waitFor(() => c.state === 'connected')
@@ -150,7 +127,7 @@ describe('createRealtimeClient', () => {
 
   describe('errors', () => {
     it('emits FORBIDDEN with the topic', async () => {
-      server = await startServer({ authorize: () => false })
+      const server = await useServer({ authorize: () => false })
       const c = client(server.url)
       const errors: { code: string; topic?: string }[] = []
       c.on('error', (e) => errors.push({ code: e.code, topic: e.topic }))
@@ -161,7 +138,7 @@ describe('createRealtimeClient', () => {
     })
 
     it('emits unsubscribed with the reason when the server revokes', async () => {
-      server = await startServer()
+      const server = await useServer()
       const c = client(server.url)
       const revoked: [string, string][] = []
       c.on('unsubscribed', (topic, reason) => revoked.push([topic, reason]))
@@ -175,7 +152,7 @@ describe('createRealtimeClient', () => {
 
   describe('#close', () => {
     it('goes disconnected and never reconnects', async () => {
-      server = await startServer()
+      const server = await useServer()
       const c = client(server.url)
       await waitFor(() => c.state === 'connected')
       c.close()
@@ -189,7 +166,7 @@ describe('createRealtimeClient', () => {
 
 describe('a closed client', () => {
   it('ignores subscribe with a CLOSED error event instead of throwing', async () => {
-    server = await startServer()
+    const server = await useServer()
     const c = client(server.url)
     const errors: string[] = []
     c.on('error', (e) => errors.push(e.code))

@@ -4,14 +4,15 @@
  * as the Sets, Maps and objects it replaced, at the transitions between one member and several.
  */
 import fc from 'fast-check'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { InMemoryBus } from '../src/bus/memory.js'
 import type { BusListener, BusMessage } from '../src/bus/types.js'
 import { TokenBucket, takeToken } from '../src/server/limits.js'
 import { textFrame } from '../src/server/socket.js'
 import { LocalTopics, type PatchSink, type Subscription } from '../src/server/topics.js'
 import * as ws from 'ws'
-import { RawClient, startServer, waitFor, type TestServer } from './utils/server.js'
+import { useRawClient, useServer } from './utils/harness.js'
+import { waitFor } from './utils/server.js'
 
 /** An InMemoryBus that counts subscribe and unsubscribe calls per (topic, listener). */
 class CountingBus extends InMemoryBus {
@@ -198,18 +199,9 @@ describe('takeToken', () => {
 })
 
 describe('a connection with one subscription and with several', () => {
-  let server: TestServer | undefined
-  const clients: RawClient[] = []
-  afterEach(async () => {
-    for (const client of clients.splice(0)) client.close()
-    await server?.close()
-    server = undefined
-  })
-
   it('subscribes, re-subscribes and unsubscribes across the one-to-many change', async () => {
-    server = await startServer()
-    const client = await RawClient.connect(server.url)
-    clients.push(client)
+    const server = await useServer()
+    const client = await useRawClient(server.url)
     const patches = () => client.frames.filter((f) => f.type === 'patch').map((f) => `${(f as { topic: string }).topic}=${JSON.stringify((f as { payload: unknown }).payload)}`)
     await client.request({ type: 'subscribe', id: 1, topic: 'a' })
     // Again to the same topic: still one subscription.

@@ -1,34 +1,21 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { InMemoryBus } from '../src/bus/memory.js'
 import realtimePlugin, { type RealtimePluginOptions } from '../src/fastify/index.js'
-import { RawClient } from './utils/server.js'
+import { closeAfterTest, useRawClient as connect } from './utils/harness.js'
 
-let app: FastifyInstance | undefined
-const clients: RawClient[] = []
-
+/** A Fastify app with the plugin, listening on a free port; closed when the test finishes. */
 async function start(options: RealtimePluginOptions = {}): Promise<{ app: FastifyInstance; url: string }> {
-  app = Fastify({ logger: false })
+  const app = Fastify({ logger: false })
+  closeAfterTest(() => app.close())
   await app.register(realtimePlugin, options)
   app.post('/publish', async (request) => {
     const { topic, payload } = request.body as { topic: string; payload: unknown }
-    return app!.publishTopic(topic, payload)
+    return app.publishTopic(topic, payload)
   })
   const address = await app.listen({ port: 0, host: '127.0.0.1' })
   return { app, url: `${address.replace('http', 'ws')}${options.path ?? '/ws'}` }
 }
-
-async function connect(url: string): Promise<RawClient> {
-  const client = await RawClient.connect(url)
-  clients.push(client)
-  return client
-}
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await app?.close()
-  app = undefined
-})
 
 describe('realtimePlugin', () => {
   describe('#register', () => {

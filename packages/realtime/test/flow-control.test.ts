@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RedisBus, type RedisBusOptions } from '../src/redis/index.js'
+import { closeAfterTest } from './utils/harness.js'
 import { REDIS_URL, deleteKeys, requireSharedRedis, uniquePrefix } from './utils/redis.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/slow-receiver.ts', import.meta.url))
@@ -22,19 +23,30 @@ interface Receiver {
   stop(): Promise<void>
 }
 
-/** A subscriber process that spends `workMs` of CPU per message (fixtures/slow-receiver.ts). */
+/**
+ * A subscriber process that spends `workMs` of CPU per message (fixtures/slow-receiver.ts), killed
+ * when the test finishes.
+ */
 async function startReceiver(prefix: string, topic: string, workMs: number): Promise<Receiver> {
   const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], {
     env: { ...process.env, REDIS_URL, REDIS_PREFIX: prefix, TOPIC: topic, WORK_MS: String(workMs) },
     stdio: ['pipe', 'pipe', 'inherit'],
   })
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGKILL')
+    await exited
+  }
+  closeAfterTest(stop)
   const lines: ((line: string) => void)[] = []
   createInterface({ input: child.stdout! }).on('line', (line) => lines.shift()?.(line))
   const next = () => new Promise<string>((resolve) => lines.push(resolve))
+  let timer: NodeJS.Timeout | undefined
   const ready = await Promise.race([
     next(),
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error('receiver did not start in 15 s')), 15_000)),
-  ])
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('receiver did not start in 15 s')), 15_000))),
+  ]).finally(() => clearTimeout(timer))
   expect(JSON.parse(ready)).toEqual({ ready: true })
   const report = async () => {
     const line = next()
@@ -52,12 +64,7 @@ async function startReceiver(prefix: string, topic: string, workMs: number): Pro
         await new Promise((resolve) => setTimeout(resolve, 50))
       }
     },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      child.kill('SIGKILL')
-      await exited
-    },
+    stop,
   }
 }
 
@@ -74,19 +81,13 @@ async function publishBursts(bus: RedisBus, topic: string, count: number, burst:
 
 describe('RedisBus publisher flow control (receivers in other processes)', () => {
   const prefix = uniquePrefix('flow')
-  const receivers: Receiver[] = []
-  const buses: RedisBus[] = []
   const bus = (options: RedisBusOptions = {}) => {
     const created = new RedisBus({ url: REDIS_URL, prefix, ...options })
-    buses.push(created)
+    closeAfterTest(() => created.close())
     return created
   }
 
   beforeAll(requireSharedRedis)
-  afterEach(async () => {
-    await Promise.all(receivers.splice(0).map((r) => r.stop()))
-    await Promise.all(buses.splice(0).map((b) => b.close()))
-  })
   afterAll(async () => {
     await deleteKeys(REDIS_URL, prefix)
   })
@@ -97,7 +98,6 @@ describe('RedisBus publisher flow control (receivers in other processes)', () =>
 
   it('holds a publisher faster than delivery to about the target lag, losing nothing', async () => {
     const receiver = await startReceiver(prefix, 'fc-on', WORK_MS)
-    receivers.push(receiver)
     const publisher = bus({ flowControl: { targetLagMs: 100 } })
     const elapsed = await publishBursts(publisher, 'fc-on', COUNT, 50)
     const report = await receiver.waitFor(COUNT, 20_000)
@@ -116,7 +116,6 @@ describe('RedisBus publisher flow control (receivers in other processes)', () =>
 
   it('without it (flowControl: false) the same publisher runs ahead and the lag grows past a second', async () => {
     const receiver = await startReceiver(prefix, 'fc-off', WORK_MS)
-    receivers.push(receiver)
     const publisher = bus({ flowControl: false })
     const elapsed = await publishBursts(publisher, 'fc-off', COUNT, 50)
     const report = await receiver.waitFor(COUNT, 20_000)
@@ -128,9 +127,7 @@ describe('RedisBus publisher flow control (receivers in other processes)', () =>
 
   it('waits for a hung instance once (publishTimeoutMs), then no longer, and the instance catches up after', async () => {
     const hung = await startReceiver(prefix, 'fc-hung', 0)
-    receivers.push(hung)
     const healthy = await startReceiver(prefix, 'fc-hung', 0)
-    receivers.push(healthy)
     const publisher = bus({ publishTimeoutMs: 500 })
     // Warm up: both instances are known to the publisher.
     await publishBursts(publisher, 'fc-hung', 1, 1)

@@ -1,10 +1,10 @@
-import type { Socket } from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type WebSocket from 'ws'
 import { DEFAULT_LIMITS } from '../src/server/index.js'
 import { MAX_PENDING_MESSAGES } from '../src/server/topics.js'
 import type { Position } from '../src/topics.js'
-import { RawClient, sleep, startServer, waitFor, type TestServer } from './utils/server.js'
+import { useRawClient, useServer } from './utils/harness.js'
+import { RawClient, sleep, waitFor, type TestServer, type TestServerOptions } from './utils/server.js'
 
 /**
  * Each limit trips with its error or close code and its counter in `stats()`. Limits already
@@ -12,26 +12,10 @@ import { RawClient, sleep, startServer, waitFor, type TestServer } from './utils
  * origin) and bad-frames.test.ts (bad-frame budget) are not repeated here.
  */
 
+/** The running test's server (the harness closes it, and its clients, when the test ends). */
 let server: TestServer | undefined
-const clients: RawClient[] = []
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await server?.close()
-  server = undefined
-})
-
-async function start(options: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
-  server = await startServer(options)
-  return server
-}
-async function connect(options?: WebSocket.ClientOptions): Promise<RawClient> {
-  const client = await RawClient.connect(server!.url, options)
-  clients.push(client)
-  return client
-}
-function tcp(client: RawClient): Socket {
-  return (client.socket as unknown as { _socket: Socket })._socket
-}
+const start = async (options: TestServerOptions = {}) => (server = await useServer(options))
+const connect = (options?: WebSocket.ClientOptions) => useRawClient(server!.url, options)
 
 describe('DEFAULT_LIMITS', () => {
   it('has a safe default for every limit', () => {
@@ -153,7 +137,7 @@ describe('frames', () => {
     const good = await connect()
     await good.request({ type: 'subscribe', id: 1, topic: 't' })
     // A masked frame with reserved opcode 0x3, written under the WebSocket layer.
-    tcp(client).write(Buffer.from([0x83, 0x80, 1, 2, 3, 4]))
+    client.tcp.write(Buffer.from([0x83, 0x80, 1, 2, 3, 4]))
     expect(await client.closed()).toBe(1002)
     await waitFor(() => server!.realtime.stats().connections === 1)
     expect(server!.realtime.stats().closes['1002']).toBe(1)
@@ -198,7 +182,7 @@ describe('slow consumers and recovery', () => {
     // It asks for 12 MB of history, then stops reading: the replay stalls and live messages pile up.
     client.send({ type: 'subscribe', id: 3, topic: 't', since: { epoch: subscribed.epoch, offset: subscribed.offset } })
     await client.nextOf('subscribed', 3)
-    tcp(client).pause()
+    client.pauseReading()
     await waitFor(() => server!.realtime.stats().subscriptions === 1, 2000)
     for (let n = 0; n <= MAX_PENDING_MESSAGES; n++) await server!.realtime.publishTopic('t', { live: n })
     await waitFor(() => server!.realtime.stats().closes['4008'] === 1, 5000, 'the 4008 close')

@@ -6,31 +6,21 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Registry } from 'prom-client'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { isValidTopic } from '../src/protocol.js'
 import { createPrometheusMetrics, latencyQuantile, LATENCY_BUCKETS_SECONDS } from '../src/server/index.js'
 import { LatencyHistogram } from '../src/server/latency.js'
 import { RedisBus } from '../src/redis/index.js'
-import { OwnRedisServer, REDIS_URL, deleteKeys, uniquePrefix, waitUntil } from './utils/redis.js'
-import { RawClient, startServer, waitFor, type TestServer } from './utils/server.js'
+import { OwnRedisServer, REDIS_URL, deleteKeys, uniquePrefix } from './utils/redis.js'
+import { closeAfterTest, useRawClient, useServer } from './utils/harness.js'
+import { waitFor, type RawClient, type TestServer } from './utils/server.js'
 
+/** The running test's server (the harness closes it, and its clients, when the test ends). */
 let server: TestServer | undefined
-const clients: RawClient[] = []
-let redis: OwnRedisServer | undefined
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await server?.close()
-  server = undefined
-  await redis?.stop()
-  redis = undefined
-})
 
 async function connect(): Promise<RawClient> {
-  const client = await RawClient.connect(server!.url)
-  clients.push(client)
-  client.send({ type: 'hello', v: 1 })
-  await client.nextOf('welcome')
+  const client = await useRawClient(server!.url)
+  await client.hello()
   return client
 }
 
@@ -88,7 +78,7 @@ describe('topic names', () => {
 
 describe('stats()', () => {
   it('counts opened connections, latencies once per publish and fanout, and the busiest topics', async () => {
-    server = await startServer({ heartbeatMs: 60_000 })
+    server = await useServer({ heartbeatMs: 60_000 })
     const { realtime } = server
     const a = await connect()
     const b = await connect()
@@ -121,23 +111,24 @@ describe('stats()', () => {
   })
 
   it('counts a bus reconnect when Redis comes back', async () => {
-    redis = await OwnRedisServer.start()
+    const redis = await OwnRedisServer.start()
+    closeAfterTest(() => redis.stop())
     const bus = new RedisBus({ url: redis.url, prefix: `metrics-test:${process.pid}:` })
-    server = await startServer({ bus })
+    server = await useServer({ bus })
     const { realtime } = server
-    await waitUntil('bus up', () => realtime.stats().busStatus === 'up', 5000)
+    await waitFor(() => realtime.stats().busStatus === 'up', 5000, 'bus up')
     await redis.stop()
-    await waitUntil('bus down', () => realtime.stats().busStatus === 'down', 5000)
+    await waitFor(() => realtime.stats().busStatus === 'down', 5000, 'bus down')
     expect(realtime.stats().busReconnects).toBe(0)
     await redis.start()
-    await waitUntil('bus up again', () => realtime.stats().busStatus === 'up', 10_000)
+    await waitFor(() => realtime.stats().busStatus === 'up', 10_000, 'bus up again')
     expect(realtime.stats().busReconnects).toBe(1)
   })
 
   it('reports the RedisBus flow control (absent with the in-memory bus)', async () => {
     const prefix = uniquePrefix('metrics-flow')
     try {
-      server = await startServer({ bus: new RedisBus({ url: REDIS_URL, prefix }) })
+      server = await useServer({ bus: new RedisBus({ url: REDIS_URL, prefix }) })
       const client = await connect()
       client.send({ type: 'subscribe', id: 1, topic: 'flow' })
       await client.nextOf('subscribed', 1)
@@ -155,7 +146,7 @@ describe('stats()', () => {
       server = undefined
       await deleteKeys(REDIS_URL, prefix)
     }
-    server = await startServer()
+    server = await useServer()
     expect(server.realtime.stats().busFlowControl).toBeUndefined()
     expect((await scrape(server.realtime)).has('rt_bus_publish_waiting')).toBe(false)
   })
@@ -176,7 +167,7 @@ describe('createPrometheusMetrics', () => {
   })
 
   it('exposes the numbers of stats() on a prom-client registry', async () => {
-    server = await startServer({ heartbeatMs: 60_000, authorize: (_p, topic) => topic !== 'secret' })
+    server = await useServer({ heartbeatMs: 60_000, authorize: (_p, topic) => topic !== 'secret' })
     const registry = new Registry()
     const metrics = createPrometheusMetrics(server.realtime, { registry, prefix: 'rt_' })
     const client = await connect()

@@ -1,15 +1,15 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import type { RealtimeClient } from '../src/client/index.js'
-import { REDIS_URL, deleteKeys, requireSharedRedis, uniquePrefix, waitUntil } from './utils/redis.js'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { useClient } from './utils/harness.js'
+import { REDIS_URL, deleteKeys, requireSharedRedis, uniquePrefix } from './utils/redis.js'
 import { startInstance, type Instance } from './utils/instances.js'
-import { connectClient } from './utils/server.js'
+import { waitFor } from './utils/wait.js'
 
 type Topics = Record<string, { n: number }>
 
 /** A client that records every patch's number per topic, and its resyncs. */
 function recordingClient(url: string | (() => string)) {
   // `url` may be a function (a load balancer's choice per connection): pass it as the option.
-  const client = connectClient<Topics>(typeof url === 'string' ? url : '', { url })
+  const client = useClient<Topics>(typeof url === 'string' ? url : '', { url })
   const received = new Map<string, number[]>()
   const resyncs: string[] = []
   client.on('patch', (msg) => {
@@ -25,14 +25,10 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 describe('three server instances in separate processes sharing one Redis', () => {
   const prefix = uniquePrefix('multi')
   let instances: Instance[] = []
-  const clients: RealtimeClient<Topics>[] = []
 
   beforeAll(async () => {
     await requireSharedRedis()
     instances = await Promise.all([0, 1, 2].map(() => startInstance({ redisUrl: REDIS_URL, prefix, historySize: 5000 })))
-  })
-  afterEach(() => {
-    for (const client of clients.splice(0)) client.close()
   })
   afterAll(async () => {
     await Promise.all(instances.map((instance) => instance.stop()))
@@ -40,11 +36,8 @@ describe('three server instances in separate processes sharing one Redis', () =>
   })
 
   async function subscribed(recorders: ReturnType<typeof recordingClient>[], topic: string): Promise<void> {
-    for (const r of recorders) {
-      clients.push(r.client)
-      r.client.subscribe(topic)
-    }
-    await waitUntil(`every client subscribed to ${topic}`, () => recorders.every((r) => r.client.subscriptionState(topic) === 'subscribed'))
+    for (const r of recorders) r.client.subscribe(topic)
+    await waitFor(() => recorders.every((r) => r.client.subscriptionState(topic) === 'subscribed'), 10_000, `every client subscribed to ${topic}`)
   }
 
   it('delivers a patch published on any instance to every subscriber on every instance, exactly once', async () => {
@@ -55,7 +48,7 @@ describe('three server instances in separate processes sharing one Redis', () =>
       const result = await instance.publish('fanout', i + 1, i + 1)
       expect(result.failed).toEqual([])
     }
-    await waitUntil('3 patches everywhere', () => recorders.every((r) => r.of('fanout').length >= 3))
+    await waitFor(() => recorders.every((r) => r.of('fanout').length >= 3), 10_000, '3 patches everywhere')
     await new Promise((resolve) => setTimeout(resolve, 100))
     for (const r of recorders) expect(r.of('fanout')).toEqual([1, 2, 3])
   })
@@ -95,7 +88,7 @@ describe('three server instances in separate processes sharing one Redis', () =>
     const result = await c.publish('stream', 1, total)
     expect(result).toEqual({ id: expect.any(Number), published: total, failed: [] })
     const everyone = [mover, ...stayers, ...bouncers]
-    await waitUntil('every client to get all messages', () => everyone.every((r) => r.of('stream').length >= total), 20_000)
+    await waitFor(() => everyone.every((r) => r.of('stream').length >= total), 20_000, 'every client to get all messages')
     const elapsed = Date.now() - started
     expect(moved).toBe(true)
     // The mover has a new connection (its URL now leads to B), and its re-subscription recovered.

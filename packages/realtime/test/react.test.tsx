@@ -5,28 +5,22 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { RealtimeClient } from '../src/client/index.js'
 import { createRealtimeServer } from '../src/server/index.js'
 import { RealtimeProvider, useConnectionState, useTopic, useTopicState } from '../src/react/index.js'
-import { connectClient, startServer, type TestServer } from './utils/server.js'
+import { useClient, useServer } from './utils/harness.js'
+import type { TestServer } from './utils/server.js'
 
 type Profile = { userId: string; tgUsername: string; photoUrl?: string }
 type Topics = { profile: Profile; [k: `user:${string}`]: Profile }
 
-let server: TestServer<Topics> | undefined
-let client: RealtimeClient<Topics> | undefined
 let wireSubscribes: string[] = []
 
-afterEach(async () => {
-  cleanup()
-  client?.close()
-  client = undefined
-  await server?.close()
-  server = undefined
-})
+// Unmounts before the harness closes the client and the server (it runs after afterEach).
+afterEach(() => cleanup())
 
 async function setup(): Promise<{ server: TestServer<Topics>; client: RealtimeClient<Topics> }> {
   wireSubscribes = []
   // `authorize` runs once per wire subscribe: the tests count wire subscriptions with it.
-  server = await startServer<Topics>({ authorize: (_p, topic) => (wireSubscribes.push(topic), true) })
-  client = connectClient<Topics>(server.url)
+  const server = await useServer<Topics>({ authorize: (_p, topic) => (wireSubscribes.push(topic), true) })
+  const client = useClient<Topics>(server.url)
   return { server, client }
 }
 

@@ -1,18 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { RawClient, sleep, startServer, waitFor, type TestServer } from './utils/server.js'
+import { describe, expect, it } from 'vitest'
+import { useRawClient, useServer } from './utils/harness.js'
+import { sleep, waitFor, type TestServer, type TestServerOptions } from './utils/server.js'
 
 /**
  * Credentials that expire mid-connection: an `auth` frame renews them and the subscriptions live
  * on; without one the connection is closed 4001 at expiry. And server-side revocation.
  */
 
+/** The running test's server (the harness closes it, and its clients, when the test ends). */
 let server: TestServer | undefined
-const clients: RawClient[] = []
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await server?.close()
-  server = undefined
-})
 
 /** Tokens look like `<user>:<lifetime ms>`; 'bad' is refused. */
 function authenticate(_request: unknown, auth: unknown) {
@@ -21,16 +17,11 @@ function authenticate(_request: unknown, auth: unknown) {
   return { principal: { user }, expiresAt: Date.now() + Number(lifetime) }
 }
 
-async function start(options: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
-  server = await startServer({ authenticate, ...options })
-  return server
-}
+const start = async (options: TestServerOptions = {}) => (server = await useServer({ authenticate, ...options }))
 
-async function hello(auth: string): Promise<RawClient> {
-  const client = await RawClient.connect(server!.url)
-  clients.push(client)
-  client.send({ type: 'hello', v: 1, auth })
-  const welcome = await client.nextOf('welcome')
+async function hello(auth: string) {
+  const client = await useRawClient(server!.url)
+  const welcome = await client.hello(auth)
   expect(welcome.expiresAt).toBeGreaterThan(Date.now())
   return client
 }
@@ -93,8 +84,7 @@ describe('re-authentication', () => {
 
   it('answers `auth` before `hello` with UNAUTHORIZED', async () => {
     await start()
-    const client = await RawClient.connect(server!.url)
-    clients.push(client)
+    const client = await useRawClient(server!.url)
     expect(await client.request({ type: 'auth', id: 1, auth: 'u1:5000' })).toMatchObject({ type: 'error', code: 'UNAUTHORIZED' })
   })
 })

@@ -1,21 +1,14 @@
 import type { Socket } from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { RealtimeClient } from '../src/client/index.js'
-import { connectClient, startServer, waitFor, type TestServer } from './utils/server.js'
-
-let server: TestServer | undefined
-const clients: RealtimeClient[] = []
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await server?.close()
-  server = undefined
-})
+import { useClient, useServer } from './utils/harness.js'
+import { waitFor } from './utils/server.js'
 
 const MESSAGES = 5000
 const CLIENTS = 20
 
 async function stormRecovery(options: { historySize?: number; publishesPerTurn: number }): Promise<void> {
-  server = await startServer(options.historySize ? { history: { size: options.historySize } } : {})
+  const server = await useServer(options.historySize ? { history: { size: options.historySize } } : {})
   // Track the TCP sockets so the test can cut them like a network failure would.
   const sockets = new Set<Socket>()
   server.http.on('connection', (socket: Socket) => {
@@ -23,10 +16,11 @@ async function stormRecovery(options: { historySize?: number; publishesPerTurn: 
     socket.on('close', () => sockets.delete(socket))
   })
 
+  const clients: RealtimeClient[] = []
   const received: number[][] = []
   let resyncs = 0
   for (let i = 0; i < CLIENTS; i++) {
-    const client = connectClient(server.url, { reconnect: { minDelayMs: 5, maxDelayMs: 20 } })
+    const client = useClient(server.url, { reconnect: { minDelayMs: 5, maxDelayMs: 20 } })
     const seen: number[] = []
     received.push(seen)
     client.on('patch', (msg) => {
@@ -96,9 +90,8 @@ describe('recovery under load', () => {
   })
 
   it('emits resync when the history ran out, and then continues live', async () => {
-    server = await startServer({ history: { size: 5 } })
-    const client = connectClient(server.url)
-    clients.push(client)
+    const server = await useServer({ history: { size: 5 } })
+    const client = useClient(server.url)
     const seen: number[] = []
     const resynced: string[] = []
     client.on('patch', (msg) => seen.push(msg.payload as number))
@@ -107,8 +100,7 @@ describe('recovery under load', () => {
     await waitFor(() => client.subscriptionState('t') === 'subscribed')
     client.close()
     for (let n = 0; n < 20; n++) await server.realtime.publishTopic('t', n)
-    const again = connectClient(server.url)
-    clients.push(again)
+    const again = useClient(server.url)
     // A new client knows no position: it starts live and is not told to resync.
     again.subscribe('t')
     await waitFor(() => again.subscriptionState('t') === 'subscribed')

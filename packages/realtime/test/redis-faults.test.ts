@@ -1,18 +1,19 @@
 import { Redis } from 'ioredis'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import type { RealtimeClient } from '../src/client/index.js'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { isRealtimeError } from '../src/errors.js'
 import type { BusMessage } from '../src/bus/types.js'
 import { REDIS_BUS_CONNECTION_OPTIONS, RedisBus } from '../src/redis/index.js'
-import { startInstance, type Instance } from './utils/instances.js'
-import { OwnRedisServer, freePort, sleep, uniquePrefix, waitUntil } from './utils/redis.js'
-import { connectClient, startServer, type TestServer } from './utils/server.js'
+import { startInstance } from './utils/instances.js'
+import { closeAfterTest, useClient, useServer } from './utils/harness.js'
+import { OwnRedisServer, freePort, uniquePrefix } from './utils/redis.js'
+import type { TestServer } from './utils/server.js'
+import { sleep, waitFor } from './utils/wait.js'
 
 type Topics = Record<string, { n: number }>
 
 function recordingClient(url: string | (() => string)) {
   // `url` may be a function (a load balancer's choice per connection): pass it as the option.
-  const client = connectClient<Topics>(typeof url === 'string' ? url : '', { url })
+  const client = useClient<Topics>(typeof url === 'string' ? url : '', { url })
   const numbers: number[] = []
   const resyncs: string[] = []
   const states: string[] = []
@@ -27,36 +28,30 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 // Every test here breaks a Redis of its own, never the shared one.
 describe('Redis faults', () => {
   let redis: OwnRedisServer
-  const servers: TestServer<Topics>[] = []
-  const instances: Instance[] = []
-  const clients: RealtimeClient<Topics>[] = []
 
   beforeAll(async () => {
     redis = await OwnRedisServer.start()
   })
-  afterEach(async () => {
-    for (const client of clients.splice(0)) client.close()
-    await Promise.all(servers.splice(0).map((server) => server.close()))
-    await Promise.all(instances.splice(0).map((instance) => instance.stop('SIGKILL')))
-    if (!redis.running) await redis.start()
+  // First in, so last out: Redis is started again (for the next test) once the harness closed
+  // this test's clients, servers and instances.
+  beforeEach(() => {
+    closeAfterTest(async () => {
+      if (!redis.running) await redis.start()
+    })
   })
   afterAll(() => redis.stop())
 
   async function server(): Promise<TestServer<Topics>> {
     const bus = new RedisBus({ url: redis.url, prefix: uniquePrefix('faults'), publishTimeoutMs: 500 })
-    const started = await startServer<Topics>({ bus })
-    servers.push(started)
-    await waitUntil('the bus to be up', () => bus.healthy)
+    const started = await useServer<Topics>({ bus })
+    await waitFor(() => bus.healthy, 10_000, 'the bus to be up')
     return started
   }
 
   async function subscribedClients(urls: (string | (() => string))[], topic: string) {
     const recorders = urls.map((url) => recordingClient(url))
-    for (const r of recorders) {
-      clients.push(r.client)
-      r.client.subscribe(topic)
-    }
-    await waitUntil('clients subscribed', () => recorders.every((r) => r.client.subscriptionState(topic) === 'subscribed'))
+    for (const r of recorders) r.client.subscribe(topic)
+    await waitFor(() => recorders.every((r) => r.client.subscriptionState(topic) === 'subscribed'), 10_000, 'clients subscribed')
     return recorders
   }
 
@@ -84,7 +79,7 @@ describe('Redis faults', () => {
       const sub = new Redis(redis.url, { ...REDIS_BUS_CONNECTION_OPTIONS, autoResubscribe: false, retryStrategy: () => 300 })
       const pub = new Redis(redis.url, REDIS_BUS_CONNECTION_OPTIONS)
       const bus = new RedisBus({ redis: { pub, sub }, prefix, history: { size } })
-      await waitUntil('bus up', () => bus.healthy)
+      await waitFor(() => bus.healthy, 10_000, 'bus up')
       return {
         bus,
         async close() {
@@ -105,11 +100,11 @@ describe('Redis faults', () => {
         bus.onGap((topic) => gaps.push(topic))
         await bus.subscribe('fill', (m) => got.push(m))
         for (let n = 1; n <= 5; n++) await publisher.publish('fill', String(n))
-        await waitUntil('5 messages', () => got.length === 5)
+        await waitFor(() => got.length === 5, 10_000, '5 messages')
         await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub')
-        await waitUntil('bus down', () => !bus.healthy)
+        await waitFor(() => !bus.healthy, 10_000, 'bus down')
         for (let n = 6; n <= 30; n++) await publisher.publish('fill', String(n))
-        await waitUntil('30 messages', () => got.length >= 30)
+        await waitFor(() => got.length >= 30, 10_000, '30 messages')
         await sleep(50)
         expect(got.map((m) => Number(m.data))).toEqual(range(1, 30))
         expect(gaps).toEqual([])
@@ -131,14 +126,14 @@ describe('Redis faults', () => {
         bus.onGap((topic) => gaps.push(topic))
         await bus.subscribe('gap', (m) => got.push(Number(m.data)))
         await publisher.publish('gap', '1')
-        await waitUntil('message 1', () => got.length === 1)
+        await waitFor(() => got.length === 1, 10_000, 'message 1')
         await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub')
         // Past the approximate trimming granularity (100 entries per stream node).
         for (let n = 2; n <= 400; n++) await publisher.publish('gap', String(n))
-        await waitUntil('the gap report', () => gaps.length === 1)
+        await waitFor(() => gaps.length === 1, 10_000, 'the gap report')
         expect(gaps).toEqual(['gap'])
         await publisher.publish('gap', '401')
-        await waitUntil('message 401', () => got.includes(401))
+        await waitFor(() => got.includes(401), 10_000, 'message 401')
         expect(got[0]).toBe(1)
       } finally {
         await publisher.close()
@@ -152,15 +147,14 @@ describe('Redis faults', () => {
       // Two instances on one Redis: one prefix for both.
       const prefix = uniquePrefix('restart')
       const buses = [0, 1].map(() => new RedisBus({ url: redis.url, prefix, publishTimeoutMs: 500 }))
-      const [a, b] = await Promise.all(buses.map((bus) => startServer<Topics>({ bus })))
-      servers.push(a!, b!)
-      await waitUntil('buses up', () => buses.every((bus) => bus.healthy))
+      const [a, b] = await Promise.all(buses.map((bus) => useServer<Topics>({ bus })))
+      await waitFor(() => buses.every((bus) => bus.healthy), 10_000, 'buses up')
       const recorders = await subscribedClients([a!.url, b!.url], 'restart')
       for (let n = 1; n <= 50; n++) await a!.realtime.publishTopic('restart', { n })
-      await waitUntil('50 patches', () => recorders.every((r) => r.numbers.length === 50))
+      await waitFor(() => recorders.every((r) => r.numbers.length === 50), 10_000, '50 patches')
 
       await redis.stop('SIGKILL')
-      await waitUntil('buses down', () => buses.every((bus) => !bus.healthy))
+      await waitFor(() => buses.every((bus) => !bus.healthy), 10_000, 'buses down')
       const started = Date.now()
       const outcomes = await Promise.allSettled(range(51, 60).map((n) => a!.realtime.publishTopic('restart', { n })))
       const waited = Date.now() - started
@@ -174,11 +168,11 @@ describe('Redis faults', () => {
       expect(a!.realtime.stats()).toMatchObject({ busStatus: 'down' })
 
       await redis.start()
-      await waitUntil('buses up again', () => buses.every((bus) => bus.healthy), 15_000)
+      await waitFor(() => buses.every((bus) => bus.healthy), 15_000, 'buses up again')
       // The history died with Redis: every subscriber is told to refetch.
-      await waitUntil('every client to resync', () => recorders.every((r) => r.resyncs.length === 1))
+      await waitFor(() => recorders.every((r) => r.resyncs.length === 1), 10_000, 'every client to resync')
       for (let n = 61; n <= 80; n++) await b!.realtime.publishTopic('restart', { n })
-      await waitUntil('delivery to resume', () => recorders.every((r) => r.numbers.length === 70))
+      await waitFor(() => recorders.every((r) => r.numbers.length === 70), 10_000, 'delivery to resume')
       for (const r of recorders) {
         expect(r.numbers).toEqual([...range(1, 50), ...range(61, 80)])
         expect(r.resyncs).toEqual(['restart'])
@@ -196,13 +190,13 @@ describe('Redis faults', () => {
       const deadUrl = `ws://127.0.0.1:${await freePort()}/ws`
       const [stays, returns] = await subscribedClients([s.url, () => (offline ? deadUrl : s.url)], 'flushed')
       for (let n = 1; n <= 10; n++) await s.realtime.publishTopic('flushed', { n })
-      await waitUntil('10 patches', () => stays!.numbers.length === 10 && returns!.numbers.length === 10)
+      await waitFor(() => stays!.numbers.length === 10 && returns!.numbers.length === 10, 10_000, '10 patches')
       const before = returns!.client.position('flushed')!
 
       await redis.command('FLUSHALL')
       const after = await s.realtime.publishTopic('flushed', { n: 11 })
       expect(after.epoch).not.toBe(before.epoch)
-      await waitUntil('patch 11', () => stays!.numbers.length === 11 && returns!.numbers.length === 11)
+      await waitFor(() => stays!.numbers.length === 11 && returns!.numbers.length === 11, 10_000, 'patch 11')
 
       // Offline across a flush and new messages: nothing before the flush can be recovered. (Held
       // offline for sure: a reconnect that beat the flush would rightly see no loss and no resync.)
@@ -211,10 +205,10 @@ describe('Redis faults', () => {
       await redis.command('FLUSHALL')
       await s.realtime.publishTopic('flushed', { n: 12 })
       offline = false
-      await waitUntil('resync', () => returns!.resyncs.length === 1, 10_000)
+      await waitFor(() => returns!.resyncs.length === 1, 10_000, 'resync')
       expect(returns!.resyncs).toEqual(['flushed'])
       await s.realtime.publishTopic('flushed', { n: 13 })
-      await waitUntil('patch 13', () => returns!.numbers.includes(13) && stays!.numbers.includes(13))
+      await waitFor(() => returns!.numbers.includes(13) && stays!.numbers.includes(13), 10_000, 'patch 13')
       expect(stays!.numbers).toEqual(range(1, 13))
     })
   })
@@ -223,7 +217,7 @@ describe('Redis faults', () => {
     it('moves its clients to another instance, where they recover with no gap', async () => {
       const prefix = uniquePrefix('sigkill')
       const [a, b, c] = await Promise.all([0, 1, 2].map(() => startInstance({ redisUrl: redis.url, prefix, historySize: 5000 })))
-      instances.push(a!, b!, c!)
+      for (const instance of [a!, b!, c!]) closeAfterTest(() => instance.stop('SIGKILL'))
       // The load balancer: sends the movers to A while it is in the rotation, else to B.
       let alive = [a!, b!]
       const balanced = () => (alive.includes(a!) ? a! : b!).url
@@ -243,7 +237,7 @@ describe('Redis faults', () => {
       })
       const published = await c!.publish('killed', 1, total)
       expect(published.failed).toEqual([])
-      await waitUntil('movers to get everything', () => [...movers, ...onB].every((r) => r.numbers.length >= total), 20_000)
+      await waitFor(() => [...movers, ...onB].every((r) => r.numbers.length >= total), 20_000, 'movers to get everything')
       expect(killed).toBe(true)
       for (const r of [...movers, ...onB]) {
         expect(r.numbers).toEqual(range(1, total))

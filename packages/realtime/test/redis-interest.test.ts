@@ -1,9 +1,10 @@
 import { Redis } from 'ioredis'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import type { RealtimeClient } from '../src/client/index.js'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RedisBus } from '../src/redis/index.js'
-import { REDIS_URL, deleteKeys, requireSharedRedis, uniquePrefix, waitUntil } from './utils/redis.js'
-import { connectClient, startServer, type TestServer } from './utils/server.js'
+import { useClient } from './utils/harness.js'
+import { REDIS_URL, deleteKeys, requireSharedRedis, uniquePrefix } from './utils/redis.js'
+import { startServer, type TestServer } from './utils/server.js'
+import { waitFor } from './utils/wait.js'
 
 type Topics = Record<string, { n: number }>
 
@@ -15,7 +16,6 @@ describe('RedisBus interest following', () => {
   let b: TestServer<Topics>
   let busA: RedisBus
   let busB: RedisBus
-  const clients: RealtimeClient<Topics>[] = []
 
   beforeAll(async () => {
     await requireSharedRedis()
@@ -24,10 +24,7 @@ describe('RedisBus interest following', () => {
     busB = new RedisBus({ url: REDIS_URL, prefix })
     a = await startServer<Topics>({ bus: busA })
     b = await startServer<Topics>({ bus: busB })
-    await waitUntil('buses up', () => busA.healthy && busB.healthy)
-  })
-  afterEach(() => {
-    for (const client of clients.splice(0)) client.close()
+    await waitFor(() => busA.healthy && busB.healthy, 10_000, 'buses up')
   })
   afterAll(async () => {
     await Promise.all([a.close(), b.close()])
@@ -42,19 +39,18 @@ describe('RedisBus interest following', () => {
     expect(await subscribers(channel)).toBe(0)
 
     // Two clients on A: one Redis subscription for A.
-    const [one, two] = [connectClient<Topics>(a.url), connectClient<Topics>(a.url)]
-    clients.push(one, two)
+    const [one, two] = [useClient<Topics>(a.url), useClient<Topics>(a.url)]
     const got: number[] = []
     one.on('patch', (m) => got.push(m.payload.n))
     one.subscribe('watched')
     two.subscribe('watched')
-    await waitUntil('both subscribed', () => one.subscriptionState('watched') === 'subscribed' && two.subscriptionState('watched') === 'subscribed')
+    await waitFor(() => one.subscriptionState('watched') === 'subscribed' && two.subscriptionState('watched') === 'subscribed', 10_000, 'both subscribed')
     expect(await subscribers(channel)).toBe(1)
     expect(busA.subscribedTopics).toEqual(['watched'])
 
     // B publishes but has no local interest: none of the traffic comes back to B.
     for (let n = 1; n <= 50; n++) await b.realtime.publishTopic('watched', { n })
-    await waitUntil('A delivers 50', () => got.length === 50)
+    await waitFor(() => got.length === 50, 10_000, 'A delivers 50')
     expect(busB.subscribedTopics).toEqual([])
     expect(busB.messagesReceived).toBe(0)
     expect(busB.messagesPublished).toBe(50)
@@ -66,16 +62,16 @@ describe('RedisBus interest following', () => {
     await stop.ready
     expect(await subscribers(channel)).toBe(2)
     await a.realtime.publishTopic('watched', { n: 51 })
-    await waitUntil('B hears 51', () => heard.length === 1)
+    await waitFor(() => heard.length === 1, 10_000, 'B hears 51')
     await stop()
-    await waitUntil('B unsubscribed', async () => (await subscribers(channel)) === 1)
+    await waitFor(async () => (await subscribers(channel)) === 1, 10_000, 'B unsubscribed')
 
     // One client leaving keeps A subscribed for the other; the last one leaving unsubscribes A.
     two.unsubscribe('watched')
     await new Promise((resolve) => setTimeout(resolve, 100))
     expect(await subscribers(channel)).toBe(1)
     one.unsubscribe('watched')
-    await waitUntil('A unsubscribed', async () => (await subscribers(channel)) === 0)
+    await waitFor(async () => (await subscribers(channel)) === 0, 10_000, 'A unsubscribed')
     expect(busA.subscribedTopics).toEqual([])
   })
 

@@ -1,29 +1,16 @@
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { InMemoryBus } from '../src/bus/memory.js'
 import type { Position } from '../src/topics.js'
 import { RealtimeError } from '../src/errors.js'
 import { createRealtimeServer } from '../src/server/index.js'
-import { RawClient, sleep, startServer, waitFor, type TestServer } from './utils/server.js'
+import { useRawClient, useServer } from './utils/harness.js'
+import { RawClient, sleep, waitFor, type TestServer, type TestServerOptions } from './utils/server.js'
 
+/** The running test's server (the harness closes it, and its clients, when the test ends). */
 let server: TestServer | undefined
-const clients: RawClient[] = []
-
-async function start(options: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
-  server = await startServer(options)
-  return server
-}
-async function connect(options?: WebSocket.ClientOptions): Promise<RawClient> {
-  const client = await RawClient.connect(server!.url, options)
-  clients.push(client)
-  return client
-}
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await server?.close()
-  server = undefined
-})
+const start = async (options: TestServerOptions = {}) => (server = await useServer(options))
+const connect = (options?: WebSocket.ClientOptions) => useRawClient(server!.url, options)
 
 describe('createRealtimeServer', () => {
   it('needs a server or noServer', () => {
@@ -273,7 +260,7 @@ describe('limits', () => {
     await slow.request({ type: 'subscribe', id: 1, topic: 'burst' })
     await good.request({ type: 'subscribe', id: 1, topic: 'burst' })
     // Stop reading: the kernel buffers fill, then the server's send buffer grows.
-    ;(slow.socket as unknown as { _socket: { pause(): void } })._socket.pause()
+    slow.pauseReading()
     const big = 'x'.repeat(16 * 1024)
     const received: number[] = []
     good.socket.on('message', (d) => {

@@ -1,9 +1,10 @@
 import type { Socket } from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { DEFAULT_LIMITS } from '../src/server/index.js'
 import type { Position } from '../src/topics.js'
 import { MiB, PeakSampler, collectGarbage, mib } from './utils/memory.js'
-import { RawClient, startServer, waitFor, type TestServer } from './utils/server.js'
+import { useRawClient, useServer } from './utils/harness.js'
+import { waitFor, type RawClient } from './utils/server.js'
 
 /**
  * Slow consumers: clients that stop reading while the server publishes a burst. The server must
@@ -29,14 +30,6 @@ const RECOVERING_CLIENTS = 20
  */
 const RSS_BOUND = SLOW_CLIENTS * DEFAULT_LIMITS.maxBufferedBytes + 56 * MiB
 
-let server: TestServer | undefined
-const clients: RawClient[] = []
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await server?.close()
-  server = undefined
-})
-
 function payload(n: number): { n: number; pad: string } {
   const empty = JSON.stringify({ n, pad: '' }).length
   return { n, pad: 'x'.repeat(PAYLOAD_BYTES - empty) }
@@ -54,7 +47,7 @@ function collectPatches(client: RawClient): number[] {
 
 describe('slow consumers', () => {
   it(`closes ${SLOW_CLIENTS} clients that stop reading with 4008, bounds memory, serves the good client, and lets them recover`, async () => {
-    server = await startServer({ history: { size: HISTORY_SIZE } })
+    const server = await useServer({ history: { size: HISTORY_SIZE } })
     const serverSockets = new Set<Socket>()
     server.http.on('connection', (socket: Socket) => {
       serverSockets.add(socket)
@@ -62,8 +55,7 @@ describe('slow consumers', () => {
     })
     expect(JSON.stringify(payload(PATCHES - 1)).length).toBe(PAYLOAD_BYTES)
 
-    const good = await RawClient.connect(server.url)
-    clients.push(good)
+    const good = await useRawClient(server.url)
     await good.request({ type: 'subscribe', id: 1, topic: 'burst' })
     const goodSeen = collectPatches(good)
 
@@ -71,8 +63,7 @@ describe('slow consumers', () => {
     for (let i = 0; i < SLOW_CLIENTS; i += 50) {
       const batch = await Promise.all(
         Array.from({ length: Math.min(50, SLOW_CLIENTS - i) }, async () => {
-          const client = await RawClient.connect(server!.url)
-          clients.push(client)
+          const client = await useRawClient(server.url)
           const subscribed = (await client.request({ type: 'subscribe', id: 1, topic: 'burst' })) as unknown as Position
           return { client, since: { epoch: subscribed.epoch, offset: subscribed.offset } }
         }),
@@ -82,7 +73,7 @@ describe('slow consumers', () => {
     expect(server.realtime.stats()).toMatchObject({ connections: SLOW_CLIENTS + 1, subscriptions: SLOW_CLIENTS + 1 })
     // Stop reading: the client's TCP socket is paused, so the kernel buffers fill and then the
     // server's send buffer (`bufferedAmount`) grows.
-    for (const { client } of slow) (client.socket as unknown as { _socket: Socket })._socket.pause()
+    for (const { client } of slow) client.pauseReading()
 
     collectGarbage()
     const before = process.memoryUsage()
@@ -121,8 +112,8 @@ describe('slow consumers', () => {
     for (const { client } of slow) client.close()
     await Promise.all(slow.map(({ client }) => client.closed()))
     const positions = slow.map(({ since }) => since)
+    // (The harness forgets a raw client once it closed: nothing else holds them.)
     slow.length = 0
-    clients.splice(1)
     collectGarbage()
     const after = process.memoryUsage()
     console.log(
@@ -138,8 +129,7 @@ describe('slow consumers', () => {
     // although it is ten times `maxBufferedBytes`: history is replayed at the pace they read.
     const back = await Promise.all(
       positions.slice(0, RECOVERING_CLIENTS).map(async (since) => {
-        const again = await RawClient.connect(server!.url)
-        clients.push(again)
+        const again = await useRawClient(server.url)
         const seen = collectPatches(again)
         const subscribed = await again.request({ type: 'subscribe', id: 1, topic: 'burst', since })
         expect(subscribed).toMatchObject({ type: 'subscribed', recovered: true })

@@ -10,19 +10,9 @@ import WebSocket from 'ws'
 import type { ProfileUpdated, SessionResponse, Topics } from '../../src/shared/topics.js'
 import { signInitData } from '../../src/server/telegram/initData.js'
 import { BOT_TOKEN, startApp, type RunningApp, type TestStorage } from './app.js'
+// The library's test wait: one waitFor for both packages' tests.
+import { waitFor } from '../../../../packages/realtime/test/utils/wait.js'
 
-function waitFor<T>(read: () => T | undefined, timeoutMs = 3000): Promise<T> {
-  const started = Date.now()
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      const value = read()
-      if (value !== undefined) return resolve(value)
-      if (Date.now() - started > timeoutMs) return reject(new Error('timed out'))
-      setTimeout(tick, 10)
-    }
-    tick()
-  })
-}
 
 export function describeApi(makeStorage: () => Promise<TestStorage> | TestStorage): void {
   let storage: TestStorage
@@ -35,7 +25,9 @@ export function describeApi(makeStorage: () => Promise<TestStorage> | TestStorag
 
   beforeAll(async () => {
     storage = await makeStorage()
-    server = await startApp(storage.config)
+    // No `$stats` publisher: its ticks would add publishes between a refused request's before and
+    // after (expectRefused counts them).
+    server = await startApp(storage.config, { config: { activityIntervalMs: 0 } })
     admin = await server.signIn('1', 'Admin')
     alice = await server.signIn('100', 'Alice')
     bob = await server.signIn('200', 'Bob')
@@ -79,7 +71,7 @@ export function describeApi(makeStorage: () => Promise<TestStorage> | TestStorag
       const session = await server.signIn('300', 'Carol')
       expect(session).toMatchObject({ user: { userId: '300', tgUsername: 'Carol', photoUrl: null }, isAdmin: false })
       expect(session.token).toMatch(/^[\w-]+\.[\w-]+$/)
-      await waitFor(() => (patches.length >= 1 ? true : undefined))
+      await waitFor(() => patches.length >= 1, 3000)
       expect(patches).toEqual([{ topic: 'profile', payload: { type: 'profile_updated', ...session.user } }])
     })
 
@@ -100,7 +92,7 @@ export function describeApi(makeStorage: () => Promise<TestStorage> | TestStorag
       expect(status).toBe(200)
       expect(body).toMatchObject({ user: { userId: '100', tgUsername: 'alice_tg', photoUrl: photo }, isAdmin: false })
       expect((await server.request('GET', '/api/users/100', { token: body.token })).body.photoUrl).toBe(photo)
-      await waitFor(() => (patches.length >= 2 ? true : undefined))
+      await waitFor(() => patches.length >= 2, 3000)
       expect(patches.map((p) => p.topic).sort()).toEqual(['profile', 'user:100'])
       expect(patches[0]!.payload).toEqual({ type: 'profile_updated', ...body.user })
     })
@@ -172,7 +164,7 @@ export function describeApi(makeStorage: () => Promise<TestStorage> | TestStorag
       expect(status).toBe(200)
       expect(body).toMatchObject({ userId: '100', tgUsername: 'Alice Edited', photoUrl })
       expect(await server.app.users.get('100')).toEqual(body)
-      await waitFor(() => (patches.length >= 2 ? true : undefined))
+      await waitFor(() => patches.length >= 2, 3000)
       expect(patches).toEqual(
         expect.arrayContaining([
           { topic: 'user:100', payload: { type: 'profile_updated', ...body } },
@@ -252,7 +244,7 @@ export function describeApi(makeStorage: () => Promise<TestStorage> | TestStorag
         { userId: '200', photoUrl: 'https://example.com/bob.png' },
       ])
       expect(await server.app.users.get('200')).toEqual(body.users[1])
-      await waitFor(() => (patches.length >= 4 ? true : undefined))
+      await waitFor(() => patches.length >= 4, 3000)
       expect(patches.map((p) => p.topic).sort()).toEqual(['profile', 'profile', 'user:100', 'user:200'])
     })
 
@@ -312,7 +304,7 @@ export function describeApi(makeStorage: () => Promise<TestStorage> | TestStorag
       watcher.subscribe('profile')
       await subscribed
       await server.request('PUT', '/api/users/100', { token: alice.token, body: { tgUsername: 'Live Alice' } })
-      await waitFor(() => (seen.length >= 2 ? true : undefined))
+      await waitFor(() => seen.length >= 2, 3000)
       expect(seen.sort()).toEqual(['admin profile Live Alice', 'alice user:100 Live Alice'])
     })
 
@@ -323,7 +315,7 @@ export function describeApi(makeStorage: () => Promise<TestStorage> | TestStorag
       client.subscribe('profile')
       client.subscribe('user:200')
       client.subscribe('cache:users')
-      await waitFor(() => (errors.length >= 3 ? true : undefined))
+      await waitFor(() => errors.length >= 3, 3000)
       expect(errors.sort()).toEqual(['cache:users FORBIDDEN', 'profile FORBIDDEN', 'user:200 FORBIDDEN'])
     })
   })
@@ -337,7 +329,7 @@ export function describeApi(makeStorage: () => Promise<TestStorage> | TestStorag
         expect((await a.request('GET', '/api/users/200', { token: bob.token })).status).toBe(200)
         expect(a.app.userCache.has('200')).toBe(true)
         await b.request('PUT', '/api/users/200', { token: bob.token, body: { tgUsername: 'Bob via B' } })
-        await waitFor(() => (a.app.userCache.has('200') ? undefined : true))
+        await waitFor(() => !a.app.userCache.has('200'), 3000)
         expect((await a.request('GET', '/api/users/200', { token: bob.token })).body.tgUsername).toBe('Bob via B')
       } finally {
         await a.close()

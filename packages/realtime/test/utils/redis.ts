@@ -2,6 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
+import { sleep, waitFor } from './wait.js'
+
+export { sleep }
 
 /** The shared Redis of the ordinary tests. Tests only touch keys under their own prefix. */
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -152,16 +155,10 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-/** Polls `check` until it returns true, or fails after `timeoutMs` with `what` in the message. */
-export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(20)
-  }
+/**
+ * @deprecated `waitFor(check, timeoutMs, what)` from `./wait.js`, the one wait of the tests; this
+ * is it with its arguments in the old order, for tests written before it.
+ */
+export function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  return waitFor(check, timeoutMs, what)
 }
