@@ -109,7 +109,7 @@ export function busContractSuite(name: string, fixture: BusFixture): void {
         const before = await b.publish(t2, '"first"')
         const positions = await b.publishMany([t1, t2], '{"n":1}')
         expect(positions).toHaveLength(2)
-        await until('both topics', () => one.messages.length === 1 && two.messages.length === 2)
+        await waitFor(() => one.messages.length === 1 && two.messages.length === 2, 5000, 'both topics')
         expect(one.messages[0]).toMatchObject({ topic: t1, data: '{"n":1}', offset: positions[0]!.offset, epoch: positions[0]!.epoch })
         expect(two.messages[1]).toMatchObject({ topic: t2, data: '{"n":1}', offset: positions[1]!.offset, epoch: positions[1]!.epoch })
         expect(compareOffsets(before.offset, positions[1]!.offset)).toBeLessThan(0)
@@ -121,7 +121,7 @@ export function busContractSuite(name: string, fixture: BusFixture): void {
       it('keeps each topic in order under concurrent publishers of several topics', async () => {
         const b = await bus({ history: { size: 500 } })
         const peer = await fixture.peer(b)
-        if (peer !== b) open.push(peer)
+        if (peer !== b) closeAfterTest(() => peer.close())
         const [t1, t2] = [topic(), topic()]
         const one = collect()
         const two = collect()
@@ -129,7 +129,7 @@ export function busContractSuite(name: string, fixture: BusFixture): void {
         await b.subscribe(t2, two.listener)
         const calls = Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? b : peer).publishMany!([t1, t2], String(i)))
         const positions = await Promise.all(calls)
-        await until('400 messages', () => one.messages.length >= 200 && two.messages.length >= 200)
+        await waitFor(() => one.messages.length >= 200 && two.messages.length >= 200, 5000, '400 messages')
         await sleep(30)
         for (const [index, got] of [one, two].entries()) {
           expect(got.messages).toHaveLength(200)

@@ -1,5 +1,5 @@
 import fc from 'fast-check'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { InMemoryBus } from '../src/bus/memory.js'
 import { catchUp } from '../src/bus/catchup.js'
 import type { Bus, BusMessage } from '../src/bus/types.js'
@@ -7,7 +7,8 @@ import { RedisBus } from '../src/redis/index.js'
 import type { PatchFrame, SubscribedFrame } from '../src/protocol.js'
 import type { Position } from '../src/topics.js'
 import { REDIS_URL, deleteKeys, requireSharedRedis, uniquePrefix } from './utils/redis.js'
-import { RawClient, startServer, waitFor, type TestServer } from './utils/server.js'
+import { closeAfterTest, useRawClient, useServer } from './utils/harness.js'
+import { waitFor, type RawClient } from './utils/server.js'
 
 const message = (offset: number, epoch = 'e'): BusMessage => ({ topic: 't', data: String(offset), epoch, offset: String(offset) })
 const offsets = (messages: Iterable<BusMessage>) => [...messages].map((m) => Number(m.offset))
@@ -74,18 +75,10 @@ describe('catchUp', () => {
  */
 function fullSpeedSuite(name: string, makeBus: () => Bus, cleanup: () => Promise<void> = async () => {}): void {
   describe(`catch-up under a full-speed publisher (${name})`, () => {
-    let server: TestServer | undefined
-    const clients: RawClient[] = []
-
-    afterEach(async () => {
-      for (const client of clients.splice(0)) client.close()
-      await server?.close()
-      server = undefined
-      await cleanup()
-    })
-
     it('gives every subscriber joining mid-stream every message after its position, once, in order', async () => {
-      server = await startServer({ bus: makeBus(), limits: { maxConnectionsPerAddress: 1000, framesPerSecond: 10_000 } })
+      // Registered first, so it runs last: after the server and its clients are closed.
+      closeAfterTest(cleanup)
+      const server = await useServer({ bus: makeBus(), limits: { maxConnectionsPerAddress: 1000, framesPerSecond: 10_000 } })
       const topic = 'race'
       const TOTAL = 3000
       const byOffset = new Map<string, number>()
@@ -94,7 +87,7 @@ function fullSpeedSuite(name: string, makeBus: () => Bus, cleanup: () => Promise
         // Bursts of 20 publishes in flight, then a turn for the event loop: as fast as the bus takes them.
         for (let n = 1; n <= TOTAL; n += 20) {
           const burst = Array.from({ length: Math.min(20, TOTAL - n + 1) }, (_, i) =>
-            server!.realtime.publishTopic(topic, n + i).then((p) => byOffset.set(p.offset, n + i)),
+            server.realtime.publishTopic(topic, n + i).then((p) => byOffset.set(p.offset, n + i)),
           )
           await Promise.all(burst)
           await new Promise((resolve) => setImmediate(resolve))
@@ -112,8 +105,7 @@ function fullSpeedSuite(name: string, makeBus: () => Bus, cleanup: () => Promise
         joins.push(
           (async () => {
             await new Promise((resolve) => setTimeout(resolve, i * 15))
-            const client = await RawClient.connect(server!.url)
-            clients.push(client)
+            const client = await useRawClient(server.url)
             client.send({ type: 'subscribe', topic, id: 1 })
             const subscribed = await client.nextOf('subscribed', 1, 10_000)
             received.push({ client, from: { epoch: subscribed.epoch, offset: subscribed.offset }, numbers: [] })
@@ -125,8 +117,7 @@ function fullSpeedSuite(name: string, makeBus: () => Bus, cleanup: () => Promise
         joins.push(
           (async () => {
             await new Promise((resolve) => setTimeout(resolve, 10 + i * 20))
-            const first = await RawClient.connect(server!.url)
-            clients.push(first)
+            const first = await useRawClient(server.url)
             first.send({ type: 'subscribe', topic, id: 1 })
             const subscribed = await first.nextOf('subscribed', 1, 10_000)
             await waitFor(() => patchesOf(first).length >= 5 || !publishing, 10_000, 'a few patches')
@@ -134,8 +125,7 @@ function fullSpeedSuite(name: string, makeBus: () => Bus, cleanup: () => Promise
             const seen = patchesOf(first)
             const last = seen.at(-1)
             const since = last ? { epoch: last.epoch, offset: last.offset } : { epoch: subscribed.epoch, offset: subscribed.offset }
-            const again = await RawClient.connect(server!.url)
-            clients.push(again)
+            const again = await useRawClient(server.url)
             again.send({ type: 'subscribe', topic, id: 2, since })
             const back = (await again.nextOf('subscribed', 2, 10_000)) as SubscribedFrame
             expect(back.recovered).toBe(true)

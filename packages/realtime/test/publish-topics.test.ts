@@ -1,25 +1,19 @@
 import { Redis } from 'ioredis'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RedisBus, REDIS_BUS_CONNECTION_OPTIONS } from '../src/redis/index.js'
 import type { PatchFrame } from '../src/protocol.js'
 import { REDIS_URL, deleteKeys, requireSharedRedis, uniquePrefix } from './utils/redis.js'
-import { RawClient, startServer, waitFor, type TestServer } from './utils/server.js'
+import { closeAfterTest, useRawClient, useServer } from './utils/harness.js'
+import { type RawClient, type TestServer, waitFor } from './utils/server.js'
 
 type Profile = { userId: string; name: string }
 type Topics = { profile: Profile; [k: `user:${string}`]: Profile }
 
+/** The running test's server (the harness closes it, and its clients, when the test ends). */
 let server: TestServer<Topics> | undefined
-const clients: RawClient[] = []
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await server?.close()
-  server = undefined
-})
 
 async function subscriber(topic: string): Promise<RawClient> {
-  const client = await RawClient.connect(server!.url)
-  clients.push(client)
+  const client = await useRawClient(server!.url)
   client.send({ type: 'subscribe', topic, id: 1 })
   await client.nextOf('subscribed', 1)
   return client
@@ -29,7 +23,7 @@ const patches = (client: RawClient) => client.frames.filter((f): f is PatchFrame
 
 describe('publishTopics', () => {
   it('serializes the payload once for every topic and delivers it on each, with its position', async () => {
-    server = await startServer<Topics>()
+    server = await useServer<Topics>()
     const [user, admins] = [await subscriber('user:7'), await subscriber('profile')]
     let serialized = 0
     const payload = {
@@ -48,7 +42,7 @@ describe('publishTopics', () => {
   })
 
   it('rejects the whole call before anything is published when one topic is invalid', async () => {
-    server = await startServer<Topics>()
+    server = await useServer<Topics>()
     const client = await subscriber('profile')
     const before = (await server.realtime.bus.history('profile')).position
     await expect(
@@ -63,7 +57,7 @@ describe('publishTopics', () => {
   })
 
   it('rejects the whole call when the payload is invalid for one of the topics', async () => {
-    server = await startServer<Topics>({
+    server = await useServer<Topics>({
       validate: (topic) => {
         if (topic.startsWith('user:9')) throw new Error('user 9 is frozen')
       },
@@ -76,7 +70,7 @@ describe('publishTopics', () => {
   })
 
   it('keeps each topic in order under concurrent publishers', async () => {
-    server = await startServer<Topics>()
+    server = await useServer<Topics>()
     const [user, admins] = [await subscriber('user:1'), await subscriber('profile')]
     await Promise.all(
       Array.from({ length: 100 }, (_, i) => server!.realtime.publishTopics(['user:1', 'profile'], { userId: '1', name: String(i) })),
@@ -88,26 +82,25 @@ describe('publishTopics', () => {
 
 describe('publishTopics on Redis', () => {
   const prefix = uniquePrefix('multi')
-  const connections: Redis[] = []
   beforeAll(requireSharedRedis)
   afterAll(async () => {
     await deleteKeys(REDIS_URL, prefix)
-  })
-  afterEach(() => {
-    for (const connection of connections.splice(0)) connection.disconnect()
   })
 
   it('makes one round trip (one script call) for a publish to two topics', async () => {
     const pub = new Redis(REDIS_URL, REDIS_BUS_CONNECTION_OPTIONS)
     const sub = new Redis(REDIS_URL, { ...REDIS_BUS_CONNECTION_OPTIONS, autoResubscribe: false })
-    connections.push(pub, sub)
+    closeAfterTest(() => {
+      pub.disconnect()
+      sub.disconnect()
+    })
     const scriptCalls: string[] = []
     const send = pub.sendCommand.bind(pub)
     pub.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
       scriptCalls.push(command.name)
       return (send as (...args: unknown[]) => unknown)(command, ...rest)
     }) as typeof pub.sendCommand
-    server = await startServer<Topics>({ bus: new RedisBus({ redis: { pub, sub }, prefix, flowControl: false }) })
+    server = await useServer<Topics>({ bus: new RedisBus({ redis: { pub, sub }, prefix, flowControl: false }) })
     const [user, admins] = [await subscriber('user:3'), await subscriber('profile')]
     // The first call loads the script (EVALSHA, then EVAL on NOSCRIPT): count from the second on.
     await server.realtime.publishTopics(['user:3', 'profile'], { userId: '3', name: 'warm' })

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { clientAddress, trustTest } from '../src/server/admission.js'
-import { RawClient, startServer, type TestServer } from './utils/server.js'
+import { useRawClient, useServer } from './utils/harness.js'
+import type { TestServer } from './utils/server.js'
 
 /** An upgrade request as `clientAddress` sees it: the socket's peer and the forwarded header. */
 function request(peer: string, forwarded?: string): IncomingMessage {
@@ -46,21 +47,12 @@ describe('clientAddress', () => {
 })
 
 describe('the per-address cap behind a proxy', () => {
+  /** The running test's server (the harness closes it, and its clients, when the test ends). */
   let server: TestServer | undefined
-  const clients: RawClient[] = []
-  afterEach(async () => {
-    for (const client of clients.splice(0)) client.close()
-    await server?.close()
-    server = undefined
-  })
-  const connect = async (forwarded: string) => {
-    const client = await RawClient.connect(server!.url, { headers: { 'X-Forwarded-For': forwarded } })
-    clients.push(client)
-    return client
-  }
+  const connect = (forwarded: string) => useRawClient(server!.url, { headers: { 'X-Forwarded-For': forwarded } })
 
   it('counts the forwarded address of a trusted proxy', async () => {
-    server = await startServer({ trustProxy: '127.0.0.1', limits: { maxConnectionsPerAddress: 2 } })
+    server = await useServer({ trustProxy: '127.0.0.1', limits: { maxConnectionsPerAddress: 2 } })
     await connect('203.0.113.5')
     await connect('203.0.113.5')
     await expect(connect('203.0.113.5')).rejects.toThrow(/503/)
@@ -71,14 +63,14 @@ describe('the per-address cap behind a proxy', () => {
   })
 
   it("ignores the header from a proxy that is not trusted, and counts the socket's address", async () => {
-    server = await startServer({ trustProxy: ['10.9.9.9'], limits: { maxConnectionsPerAddress: 2 } })
+    server = await useServer({ trustProxy: ['10.9.9.9'], limits: { maxConnectionsPerAddress: 2 } })
     await connect('203.0.113.5')
     await connect('203.0.113.6')
     await expect(connect('203.0.113.7')).rejects.toThrow(/503/)
   })
 
   it('gives a place back when a connection closes', async () => {
-    server = await startServer({ trustProxy: true, limits: { maxConnectionsPerAddress: 1 } })
+    server = await useServer({ trustProxy: true, limits: { maxConnectionsPerAddress: 1 } })
     const first = await connect('203.0.113.5')
     first.close()
     await first.closed()

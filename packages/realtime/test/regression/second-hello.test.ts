@@ -3,29 +3,20 @@
  * while PROTOCOL.md (and a server with `authenticate`) said BAD_REQUEST; and its answer to `auth`
  * (`authenticated`) was not documented. One rule now, with or without `authenticate`.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { RawClient, startServer, type TestServer } from '../utils/server.js'
+import { describe, expect, it } from 'vitest'
+import { useRawClient, useServer } from '../utils/harness.js'
+import type { TestServer } from '../utils/server.js'
 
+/** The running test's server (the harness closes it, and its clients, when the test ends). */
 let server: TestServer | undefined
-const clients: RawClient[] = []
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await server?.close()
-  server = undefined
-})
-
-async function connect(): Promise<RawClient> {
-  const client = await RawClient.connect(server!.url)
-  clients.push(client)
-  return client
-}
+const connect = () => useRawClient(server!.url)
 
 describe.each([
   ['without authenticate', {}],
   ['with authenticate', { authenticate: () => ({ id: 'u' }) }],
 ])('a second hello (%s)', (_name, options) => {
   it('gets BAD_REQUEST, and the connection stays usable', async () => {
-    server = await startServer(options)
+    server = await useServer(options)
     const client = await connect()
     client.send({ type: 'hello', v: 1, auth: 't' })
     await client.nextOf('welcome')
@@ -38,7 +29,7 @@ describe.each([
 
 describe('auth', () => {
   it('is answered `authenticated` (no expiry) by a server without authenticate, before or after hello', async () => {
-    server = await startServer()
+    server = await useServer()
     const client = await connect()
     expect(await client.request({ type: 'auth', id: 1, auth: 'x' })).toEqual({ type: 'authenticated', id: 1 })
     client.send({ type: 'hello', v: 1 })
@@ -47,7 +38,7 @@ describe('auth', () => {
   })
 
   it('before hello gets UNAUTHORIZED from a server with authenticate', async () => {
-    server = await startServer({ authenticate: () => ({ id: 'u' }) })
+    server = await useServer({ authenticate: () => ({ id: 'u' }) })
     const client = await connect()
     expect(await client.request({ type: 'auth', id: 1, auth: 'x' })).toMatchObject({ type: 'error', code: 'UNAUTHORIZED' })
   })
