@@ -84,6 +84,12 @@ export function AdminDashboard(props: { token: string }) {
     [client],
   )
 
+  // At once, so that the list shows without the WebSocket; again once subscribed, so that a change
+  // made between the first load and the subscription is not missed.
+  useEffect(() => {
+    void loadUsers()
+  }, [loadUsers])
+
   useEffect(() => {
     if (status === 'subscribed') void loadUsers()
   }, [status, loadUsers])
