@@ -80,6 +80,10 @@ describe('activity page, one instance', () => {
     await expect.poll(() => counter(page, 'total-instances'), { timeout: 5000 }).toBe(1)
     await expect.poll(() => counter(page, 'total-connections'), { timeout: 5000 }).toBe(1)
     const publishedBefore = await counter(page, 'total-published')
+    // Idle: the instance's own `$stats` samples (one a second) are not counted as published traffic.
+    await page.waitForTimeout(2500)
+    expect(await counter(page, 'total-published')).toBe(publishedBefore)
+    expect(await counter(page, 'total-published-rate')).toBe(0)
 
     // Three more connections, each on its own topic.
     for (const userId of ['21', '22', '23']) await connectUser(server.url, userId)
