@@ -17,7 +17,10 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   splitting: true,
-  treeshake: true,
+  // esbuild tree-shakes the bundle already; tsup's extra rollup pass (treeshake: true) only re-emitted the
+  // same code and warned that dist/fastify.cjs has named and default exports together (it is meant to:
+  // `require(...).default` and `require(...).realtimePlugin` are the same plugin).
+  treeshake: false,
   target: 'es2022',
   external: ['ws', 'ioredis', 'react', 'fastify', 'fastify-plugin', 'prom-client', 'eventemitter3', 'reconnecting-websocket'],
 })

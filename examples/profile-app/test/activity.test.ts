@@ -4,14 +4,13 @@
  * charts; with two instances on Redis it shows the sum of both, checked against each instance's
  * own `/metrics`.
  */
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BOT_TOKEN, SESSION_SECRET } from './utils/app.js'
-import { launchBrowser, openProfile, screenshot } from './utils/browser.js'
-import { repoRoot, resultsDir } from './utils/paths.js'
+import { docsScreenshot, launchBrowser, openProfile, screenshot } from './utils/browser.js'
 import { startAppProcess, type AppProcess } from './utils/process.js'
 import { parseExposition, valueOf } from './utils/prometheus.js'
 import { deleteRedisKeys, requireRedis } from './utils/services.js'
@@ -81,6 +80,10 @@ describe('activity page, one instance', () => {
     await expect.poll(() => counter(page, 'total-instances'), { timeout: 5000 }).toBe(1)
     await expect.poll(() => counter(page, 'total-connections'), { timeout: 5000 }).toBe(1)
     const publishedBefore = await counter(page, 'total-published')
+    // Idle: the instance's own `$stats` samples (one a second) are not counted as published traffic.
+    await page.waitForTimeout(2500)
+    expect(await counter(page, 'total-published')).toBe(publishedBefore)
+    expect(await counter(page, 'total-published-rate')).toBe(0)
 
     // Three more connections, each on its own topic.
     for (const userId of ['21', '22', '23']) await connectUser(server.url, userId)
@@ -120,11 +123,7 @@ describe('activity page, one instance', () => {
     await page.locator('[data-testid=busiest-topics] tr[data-topic="user:21"][data-subscribers="1"]').waitFor({ timeout: 5000 })
     await page.locator('[data-testid=busiest-topics] tr[data-topic="$stats"]').waitFor({ timeout: 5000 })
 
-    await screenshot(page, 'activity-dashboard')
-    // The docs' copy is refreshed on request only, so that a test run leaves the work tree clean.
-    if (process.env.UPDATE_DOCS_SCREENSHOTS) {
-      copyFileSync(join(resultsDir, 'activity-dashboard.png'), join(repoRoot, 'docs', 'activity-dashboard.png'))
-    }
+    await docsScreenshot(page, 'activity-dashboard', 'docs/activity-dashboard.png')
 
     // Connections leave: the count follows.
     for (const client of clients.splice(0)) client.close()

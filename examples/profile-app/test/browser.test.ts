@@ -9,7 +9,7 @@ import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signInitData } from '../src/server/telegram/initData.js'
 import { BOT_TOKEN, SESSION_SECRET } from './utils/app.js'
-import { countNavigations, launchBrowser, openProfile, screenshot, tokenOf, waitLive } from './utils/browser.js'
+import { countNavigations, docsScreenshot, launchBrowser, openProfile, screenshot, tokenOf, waitLive } from './utils/browser.js'
 import { startAppProcess, type AppProcess } from './utils/process.js'
 
 let browser: Browser
@@ -72,7 +72,9 @@ describe('profile page', () => {
 
       expect(navigations()).toBe(0)
       expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true)
-      await screenshot(page, '1-edit-through-form')
+      // A phone-sized window for the docs' picture of the profile page.
+      await page.setViewportSize({ width: 420, height: 320 })
+      await docsScreenshot(page, '1-edit-through-form', 'examples/profile-app/docs/profile.png')
     } finally {
       await context.close()
     }
@@ -188,7 +190,10 @@ describe('admin dashboard', () => {
         .poll(() => dashboard.locator('[data-testid=users] tr[data-user-id="80"] [data-testid=user-name]').textContent())
         .toBe('Kim batch')
       expect((await api('GET', '/api/users/81', token)).body.photoUrl).toBe('https://example.com/eve.png')
-      await screenshot(dashboard, 'admin-dashboard')
+      // The picture of the README: live, with the counters of a `$stats` sample, not "…".
+      await waitLive(dashboard)
+      await expect.poll(() => dashboard.getByTestId('stat-connections').textContent(), { timeout: 5000 }).toMatch(/^\d+ connections?$/)
+      await docsScreenshot(dashboard, 'admin-dashboard', 'examples/profile-app/docs/dashboard.png')
     } finally {
       await context.close()
     }

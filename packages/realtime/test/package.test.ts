@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync } from 'node:fs'
 import { builtinModules } from 'node:module'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -33,6 +33,59 @@ beforeAll(() => {
 
 afterAll(() => {
   if (project) rmSync(project, { recursive: true, force: true })
+})
+
+/** Every file of the installed tarball, relative to the package root. */
+function shippedFiles(): string[] {
+  const root = join(project, 'node_modules', '@app', 'realtime')
+  const files: string[] = []
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name)
+      if (entry.isDirectory()) walk(path)
+      else files.push(relative(root, path))
+    }
+  }
+  walk(root)
+  return files
+}
+
+describe('the tarball', () => {
+  it('contains the README and the LICENSE', () => {
+    const files = shippedFiles()
+    expect(files).toContain('README.md')
+    expect(files).toContain('LICENSE')
+    const root = join(project, 'node_modules', '@app', 'realtime')
+    expect(readFileSync(join(root, 'README.md'), 'utf8')).toContain('npm install @app/realtime')
+    expect(readFileSync(join(root, 'LICENSE'), 'utf8')).toContain('MIT License')
+  })
+
+  it('ships no benchmark data', () => {
+    const files = shippedFiles()
+    expect(files.filter((f) => /performance|bench/i.test(f))).toEqual([])
+    expect(files.filter((f) => f.endsWith('.json') && f !== 'package.json' && !f.startsWith('docs/examples/'))).toEqual([])
+  })
+
+  it('has every relative link of its markdown resolve inside the tarball', () => {
+    const files = shippedFiles()
+    const root = join(project, 'node_modules', '@app', 'realtime')
+    const broken: string[] = []
+    let links = 0
+    for (const file of files.filter((f) => f.endsWith('.md'))) {
+      const text = readFileSync(join(root, file), 'utf8')
+      // Inline links and images: [text](target) and ![alt](target); code spans are not links.
+      for (const match of text.replace(/`[^`\n]*`/g, '').matchAll(/!?\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
+        const target = match[1]!
+        if (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith('#')) continue
+        links++
+        const path = resolve(dirname(join(root, file)), decodeURIComponent(target.split('#')[0]!))
+        const inside = relative(root, path)
+        if (inside.startsWith('..') || !existsSync(path)) broken.push(`${file}: ${target}`)
+      }
+    }
+    expect(broken).toEqual([])
+    expect(links).toBeGreaterThan(20)
+  })
 })
 
 describe('the published package', () => {

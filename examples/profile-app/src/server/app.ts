@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import fastifyStatic from '@fastify/static'
 import realtime from '@app/realtime/fastify'
 import type { Bus } from '@app/realtime/server'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import { UserCache } from './cache.js'
 import { defaultInstanceId, type AppConfig } from './config.js'
 import { ApiError, registerErrorHandling } from './errors.js'
@@ -70,7 +70,8 @@ async function createBus(config: AppConfig): Promise<Bus | undefined> {
 export async function buildApp(config: AppConfig, options: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: loggerOptions(config.logger),
-    disableRequestLogging: !config.logRequests,
+    // Through a LogController: the top-level disableRequestLogging is deprecated (FSTDEP023).
+    logController: new LogController({ disableRequestLogging: !config.logRequests }),
     bodyLimit: 256 * 1024,
     // Unknown fields must be refused (not silently dropped) and types not coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },

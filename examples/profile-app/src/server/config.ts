@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Limits } from '@app/realtime/server'
 import type { FastifyServerOptions } from 'fastify'
+import { demoSessionSecret, SecretFileError } from './demoSecret.js'
 import type { StorageConfig } from './storage/index.js'
 
 const appRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -75,24 +76,27 @@ function parseInteger(name: string, value: string | undefined, fallback: number,
 export function loadConfig(env: NodeJS.ProcessEnv, options: { demo?: boolean } = {}): AppConfig {
   const demo = options.demo === true
   const devLogin = env.DEV_LOGIN === '1' || (demo && env.DEV_LOGIN === undefined)
-  const sessionSecret = env.SESSION_SECRET
+  const sessionSecret = env.SESSION_SECRET || undefined
   if (sessionSecret !== undefined && sessionSecret.length < 16) {
     throw new ConfigError('SESSION_SECRET must be at least 16 characters')
   }
   if (env.NODE_ENV === 'production' && devLogin) throw new ConfigError('DEV_LOGIN=1 is refused when NODE_ENV=production')
+  // The app's data folder: the SQLite file and, in the demo, the session secret.
+  const dataDir = env.DATA_DIR || join(appRoot, '.data')
   return {
     port: parseInteger('PORT', env.PORT, 3000, 0, 65535),
     host: env.HOST || 'localhost',
     storage: env.DATABASE_URL
       ? { databaseUrl: env.DATABASE_URL, pgSchema: env.PG_SCHEMA || 'public' }
-      : { sqlitePath: env.SQLITE_PATH || join(appRoot, '.data', 'profile.db') },
+      : { sqlitePath: env.SQLITE_PATH || join(dataDir, 'profile.db') },
     redisUrl: env.REDIS_URL || undefined,
     redisPrefix: env.REDIS_PREFIX || 'profile-app:',
     botToken: env.BOT_TOKEN || undefined,
     initDataMaxAgeSeconds: parseInteger('INIT_DATA_MAX_AGE', env.INIT_DATA_MAX_AGE, 86_400, 1, 30 * 86_400),
     adminUserIds: parseIds(env.ADMIN_USER_IDS ?? (demo ? '1' : '')),
-    // Random per process: tokens die with the process and do not work on another instance.
-    sessionSecret: sessionSecret ?? randomBytes(32),
+    // The demo keeps its secret in the data folder, so that a restart keeps every tab signed in.
+    // Otherwise random per process: tokens die with the process and do not work on another instance.
+    sessionSecret: sessionSecret ?? (demo ? demoSecret(dataDir) : randomBytes(32)),
     sessionTtlMs: parseInteger('SESSION_TTL_SECONDS', env.SESSION_TTL_SECONDS, 12 * 3600, 60, 30 * 86_400) * 1000,
     devLogin,
     cacheTtlMs: 30_000,
@@ -102,5 +106,14 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { demo?: boolean } =
     metricsToken: env.METRICS_TOKEN || undefined,
     instanceId: env.INSTANCE_ID || undefined,
     activityIntervalMs: parseInteger('ACTIVITY_INTERVAL_MS', env.ACTIVITY_INTERVAL_MS, 1000, 0, 3_600_000),
+  }
+}
+
+function demoSecret(dataDir: string): Buffer {
+  try {
+    return demoSessionSecret(dataDir)
+  } catch (error) {
+    if (error instanceof SecretFileError) throw new ConfigError(error.message)
+    throw new ConfigError(`cannot keep the session secret in ${dataDir}: ${(error as Error).message} (set DATA_DIR or SESSION_SECRET)`)
   }
 }

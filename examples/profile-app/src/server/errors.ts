@@ -38,6 +38,9 @@ function validationFields(issues: AjvIssue[]): Record<string, string> {
       message = 'is required'
     } else if (issue.keyword === 'pattern' && field.endsWith('photoUrl')) {
       message = 'must be an https URL'
+    } else if (issue.keyword === 'pattern' && field.endsWith('userId')) {
+      // Not the raw regular expression: people read this under the sign-in field.
+      message = 'must be a whole number from 1 (digits only, at most 20)'
     } else if (issue.keyword === 'pattern' && field.endsWith('tgUsername')) {
       message = 'must contain a visible character and no control characters'
     }

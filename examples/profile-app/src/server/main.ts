@@ -2,6 +2,7 @@
  * Starts the server from environment variables. `--demo` (what `npm start` passes) enables the
  * dev login and makes user 1 an admin unless DEV_LOGIN / ADMIN_USER_IDS say otherwise.
  */
+import type { AddressInfo } from 'node:net'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
 
@@ -19,9 +20,10 @@ try {
 
 const app = await buildApp(config)
 await app.listen({ port: config.port, host: config.host })
-const address = app.server.address()
-const port = typeof address === 'object' && address ? address.port : config.port
-const url = `http://localhost:${port}`
+const url = bannerUrl(
+  app.addresses().filter((a): a is AddressInfo => typeof a === 'object'),
+  config.port,
+)
 const admins = [...config.adminUserIds]
 const lines = [
   '',
@@ -39,6 +41,19 @@ if (config.devLogin) {
   lines.push('  Sign in: open the app from Telegram (BOT_TOKEN signs its init data).')
 }
 console.log(lines.join('\n') + '\n')
+
+/**
+ * The address to open, as the server listens: `localhost` only when it listens on both loopback
+ * families (a browser may try ::1 first), else the one address (an IPv4-only host listens on
+ * 127.0.0.1 alone, and `localhost` could then be refused).
+ */
+function bannerUrl(addresses: AddressInfo[], fallbackPort: number): string {
+  const port = addresses[0]?.port ?? fallbackPort
+  const hosts = new Set(addresses.map((a) => a.address))
+  if (hosts.size === 0 || hosts.has('0.0.0.0') || hosts.has('::') || (hosts.has('127.0.0.1') && hosts.has('::1'))) return `http://localhost:${port}`
+  const first = addresses[0]!
+  return `http://${first.family === 'IPv6' ? `[${first.address}]` : first.address}:${port}`
+}
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {

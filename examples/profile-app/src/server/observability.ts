@@ -79,17 +79,29 @@ export function registerMetricsRoutes(app: FastifyInstance, metricsToken: string
 
 const ms = (seconds: number | undefined) => (seconds === undefined ? null : seconds * 1000)
 
-/** One `$stats` sample from two consecutive `stats()` snapshots. */
+/** A `stats()` snapshot, with how many of its publishes were this instance's own `$stats` samples. */
+export interface StatsSnapshot {
+  stats: RealtimeStats
+  at: number
+  /** `$stats` samples published before `stats` was taken (counted in `stats.published`). */
+  ownSamples: number
+}
+
+/**
+ * One `$stats` sample from two consecutive `stats()` snapshots. "Published" leaves out the
+ * instance's own `$stats` samples: on an idle system the activity page must show no traffic.
+ */
 export function activitySample(
   instanceId: string,
   now: RealtimeStats,
-  previous: { stats: RealtimeStats; at: number } | undefined,
+  previous: StatsSnapshot | undefined,
   at: number,
   refusals: Refusal[],
+  ownSamples = 0,
 ): ActivitySample {
   const seconds = previous ? Math.max((at - previous.at) / 1000, 0.001) : 0
-  const rate = (pick: (s: RealtimeStats) => number) =>
-    previous ? Math.max(0, pick(now) - pick(previous.stats)) / seconds : 0
+  const rate = (current: number, before: number) => (previous ? Math.max(0, current - before) / seconds : 0)
+  const published = now.published - ownSamples
   return {
     instanceId,
     at,
@@ -101,14 +113,14 @@ export function activitySample(
       connectionsOpened: now.connectionsOpened,
       framesIn: now.messagesIn,
       framesOut: now.messagesOut,
-      published: now.published,
+      published,
       delivered: now.delivered,
     },
     rates: {
-      framesInPerSec: rate((s) => s.messagesIn),
-      framesOutPerSec: rate((s) => s.messagesOut),
-      publishedPerSec: rate((s) => s.published),
-      deliveredPerSec: rate((s) => s.delivered),
+      framesInPerSec: rate(now.messagesIn, previous?.stats.messagesIn ?? 0),
+      framesOutPerSec: rate(now.messagesOut, previous?.stats.messagesOut ?? 0),
+      publishedPerSec: rate(published, previous ? previous.stats.published - previous.ownSamples : 0),
+      deliveredPerSec: rate(now.delivered, previous?.stats.delivered ?? 0),
     },
     drops: now.drops,
     errors: now.errors,
@@ -135,18 +147,21 @@ export function startActivityPublisher(
   options: { instanceId: string; intervalMs: number; refusals: RefusalLog },
 ): void {
   if (options.intervalMs <= 0) return
-  let previous: { stats: RealtimeStats; at: number } | undefined
+  let previous: StatsSnapshot | undefined
   let publishing = false
+  // This instance's `$stats` publishes that completed (each is one `published` in stats()).
+  let ownSamples = 0
   const timer = setInterval(() => {
     if (publishing) return
     const at = Date.now()
     const stats = app.realtime.stats()
-    const sample = activitySample(options.instanceId, stats, previous, at, options.refusals.recent())
-    previous = { stats, at }
+    const sample = activitySample(options.instanceId, stats, previous, at, options.refusals.recent(), ownSamples)
+    previous = { stats, at, ownSamples }
     if (stats.busStatus !== 'up') return
     publishing = true
     app
       .publishTopic('$stats', sample)
+      .then(() => void ownSamples++)
       .catch((error: unknown) => {
         // The server closing under a tick in flight is not worth a warning.
         if (!(isRealtimeError(error) && error.code === 'CLOSED')) app.log.warn({ err: error }, 'activity: $stats publish failed')

@@ -97,7 +97,7 @@ export function ActivityPage() {
       <section className="card">
         <h2>Instances</h2>
         {instances.length === 0 && <p className="hint">Waiting for the first samples…</p>}
-        <table className="users" data-testid="instances">
+        <table className="users instances" data-testid="instances">
           <tbody>
             {instances.map((s) => (
               <tr key={s.instanceId} data-instance-id={s.instanceId} data-connections={s.connections}>
@@ -123,7 +123,9 @@ export function ActivityPage() {
                 <td>
                   <code>{t.topic}</code>
                 </td>
-                <td>{t.subscribers} subscribers</td>
+                <td>
+                  {t.subscribers} subscriber{t.subscribers === 1 ? '' : 's'}
+                </td>
                 <td>{t.delivered} delivered</td>
               </tr>
             ))}

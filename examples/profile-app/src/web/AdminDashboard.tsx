@@ -84,6 +84,12 @@ export function AdminDashboard(props: { token: string }) {
     [client],
   )
 
+  // At once, so that the list shows without the WebSocket; again once subscribed, so that a change
+  // made between the first load and the subscription is not missed.
+  useEffect(() => {
+    void loadUsers()
+  }, [loadUsers])
+
   useEffect(() => {
     if (status === 'subscribed') void loadUsers()
   }, [status, loadUsers])
@@ -103,27 +109,32 @@ export function AdminDashboard(props: { token: string }) {
           <div className="row stats">
             <span data-testid="stat-connections">{totals.instances ? `${totals.connections} connection${totals.connections === 1 ? '' : 's'}` : '…'}</span>
             <span data-testid="stat-rate">{totals.instances ? `${totals.framesOutPerSec.toFixed(1)} messages/s` : ''}</span>
-            <span>{total} users</span>
+            <span>
+              {total} user{total === 1 ? '' : 's'}
+            </span>
             <a href="/admin/activity">Activity →</a>
           </div>
         )}
       </section>
-      <section className="card">
-        <h2>Live feed</h2>
-        {feed.length === 0 && <p className="hint">No changes yet. Edit a profile in another tab.</p>}
-        <ol className="feed" data-testid="feed">
-          {feed.map((entry) => (
-            <li key={entry.key} data-user-id={entry.patch.userId}>
-              <Avatar name={entry.patch.tgUsername} photoUrl={entry.patch.photoUrl} size={32} />
-              <span>
-                <strong>{entry.patch.tgUsername}</strong> <span className="hint">#{entry.patch.userId}</span>:{' '}
-                {entry.changes.join(', ')}
-              </span>
-              <time className="hint">{new Date(entry.receivedAt).toLocaleTimeString()}</time>
-            </li>
-          ))}
-        </ol>
-      </section>
+      {/* Refused: no feed either, rather than an empty one that promises changes. */}
+      {!forbidden && (
+        <section className="card">
+          <h2>Live feed</h2>
+          {feed.length === 0 && <p className="hint">No changes yet. Edit a profile in another tab.</p>}
+          <ol className="feed" data-testid="feed">
+            {feed.map((entry) => (
+              <li key={entry.key} data-user-id={entry.patch.userId}>
+                <Avatar name={entry.patch.tgUsername} photoUrl={entry.patch.photoUrl} size={32} />
+                <span>
+                  <strong>{entry.patch.tgUsername}</strong> <span className="hint">#{entry.patch.userId}</span>:{' '}
+                  {entry.changes.join(', ')}
+                </span>
+                <time className="hint">{new Date(entry.receivedAt).toLocaleTimeString()}</time>
+              </li>
+            ))}
+          </ol>
+        </section>
+      )}
       {!forbidden && <UsersTable token={props.token} users={users} onSaved={(saved) => setUsers(mergeUsers(saved))} />}
     </div>
   )

@@ -13,6 +13,9 @@ import { followTelegramTheme, telegramWebApp } from './telegram.js'
 
 type Boot = { phase: 'starting' } | { phase: 'signed-out'; error: string | null } | { phase: 'signed-in'; session: StoredSession }
 
+/** Shown when the server refuses the stored session, on the REST API (401) or the socket (4001). */
+export const SESSION_ENDED = 'Your session ended, sign in again.'
+
 /**
  * Signs in (Telegram init data inside Telegram, else a stored session, else the sign-in page),
  * then shows the profile, or the dashboard at /admin.
@@ -21,11 +24,13 @@ export function App() {
   const [boot, setBoot] = useState<Boot>({ phase: 'starting' })
   const [config, setConfig] = useState<PublicConfig | null>(null)
 
+  const sessionEnded = () => {
+    clearSession()
+    setBoot({ phase: 'signed-out', error: SESSION_ENDED })
+  }
+
   useEffect(() => {
-    onUnauthorized(() => {
-      clearSession()
-      setBoot({ phase: 'signed-out', error: 'Your session ended; sign in again.' })
-    })
+    onUnauthorized(sessionEnded)
     void api.config().then(setConfig, () => setConfig(null))
     void (async () => {
       const webApp = await telegramWebApp()
@@ -61,21 +66,23 @@ export function App() {
         clearSession()
         setBoot({ phase: 'signed-out', error: null })
       }}
+      onSessionEnded={sessionEnded}
     />
   )
 }
 
-function SignedIn(props: { session: StoredSession; onSignOut: () => void }) {
+function SignedIn(props: { session: StoredSession; onSignOut: () => void; onSessionEnded: () => void }) {
   const { token, userId, isAdmin } = props.session
   // Made in an effect, not a memo: StrictMode's second mount must get a fresh client, not the
   // one its first cleanup closed.
   const [client, setClient] = useState<RealtimeClient<Topics> | null>(null)
-  const onSignOut = useRef(props.onSignOut)
-  onSignOut.current = props.onSignOut
+  const onSessionEnded = useRef(props.onSessionEnded)
+  onSessionEnded.current = props.onSessionEnded
   useEffect(() => {
     const created = createRealtimeClient<Topics>({ url: realtimeUrl(), auth: () => token })
+    // The socket closed 4001: the server refused the token (expired, or signed with another secret).
     created.on('error', (error) => {
-      if (error.code === 'UNAUTHORIZED') onSignOut.current()
+      if (error.code === 'UNAUTHORIZED') onSessionEnded.current()
     })
     setClient(created)
     return () => created.close()

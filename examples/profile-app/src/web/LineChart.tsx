@@ -2,6 +2,7 @@
  * A small SVG line chart of the last minutes: time on x (now at the right edge), values on y from
  * zero to a rounded maximum. No dependency: a polyline per series, a few grid lines and labels.
  */
+import { useEffect, useRef, useState } from 'react'
 
 export interface ChartSeries {
   name: string
@@ -9,7 +10,8 @@ export interface ChartSeries {
   points: { at: number; value: number }[]
 }
 
-const WIDTH = 640
+/** Until the chart is measured; then it is drawn at its shown width, one unit per CSS pixel. */
+const DEFAULT_WIDTH = 640
 const HEIGHT = 160
 const PAD = { left: 44, right: 8, top: 10, bottom: 20 }
 
@@ -29,8 +31,21 @@ function formatValue(value: number): string {
 
 export function LineChart(props: { title: string; series: ChartSeries[]; spanMs: number; now: number; testId: string }) {
   const { series, spanMs, now } = props
+  // A fixed viewBox scaled to a phone's width shrank the 11 px labels to about 5 px: measure the
+  // width instead and draw at it.
+  const figure = useRef<HTMLElement>(null)
+  const [width, setWidth] = useState(DEFAULT_WIDTH)
+  useEffect(() => {
+    const element = figure.current
+    if (!element || typeof ResizeObserver === 'undefined') return
+    const measure = () => setWidth(Math.max(200, Math.round(element.clientWidth)))
+    measure()
+    const observer = new ResizeObserver(measure)
+    observer.observe(element)
+    return () => observer.disconnect()
+  }, [])
   const max = niceMax(Math.max(0, ...series.flatMap((s) => s.points.map((p) => p.value))))
-  const plotW = WIDTH - PAD.left - PAD.right
+  const plotW = width - PAD.left - PAD.right
   const plotH = HEIGHT - PAD.top - PAD.bottom
   const x = (at: number) => PAD.left + plotW * (1 - Math.min(1, Math.max(0, (now - at) / spanMs)))
   const y = (value: number) => PAD.top + plotH * (1 - value / max)
@@ -40,7 +55,7 @@ export function LineChart(props: { title: string; series: ChartSeries[]; spanMs:
   const ticks = Array.from({ length: Math.floor(spanMs / tickMs) + 1 }, (_, i) => i * tickMs)
 
   return (
-    <figure className="chart" data-testid={props.testId} data-points={series[0]?.points.length ?? 0} data-last={last.join(',')}>
+    <figure ref={figure} className="chart" data-testid={props.testId} data-points={series[0]?.points.length ?? 0} data-last={last.join(',')}>
       <figcaption className="row spread">
         <strong>{props.title}</strong>
         <span className="row legend">
@@ -51,10 +66,10 @@ export function LineChart(props: { title: string; series: ChartSeries[]; spanMs:
           ))}
         </span>
       </figcaption>
-      <svg viewBox={`0 0 ${WIDTH} ${HEIGHT}`} role="img" aria-label={props.title}>
+      <svg viewBox={`0 0 ${width} ${HEIGHT}`} role="img" aria-label={props.title}>
         {[0, 0.5, 1].map((f) => (
           <g key={f}>
-            <line x1={PAD.left} x2={WIDTH - PAD.right} y1={y(max * f)} y2={y(max * f)} className="grid" />
+            <line x1={PAD.left} x2={width - PAD.right} y1={y(max * f)} y2={y(max * f)} className="grid" />
             <text x={PAD.left - 6} y={y(max * f) + 4} textAnchor="end" className="axis">
               {formatValue(max * f)}
             </text>

@@ -7,8 +7,10 @@ import { ProfileAdmin } from './ProfileAdmin.js'
 import { useAppTopicState } from './realtime.js'
 
 /**
- * A live profile: fetched once subscribed (so no change can fall between the fetch and the
- * subscription), then kept current by the patches of `user:<id>`, and fetched again on `resync`.
+ * A live profile: fetched from the REST API at once, so that it shows and can be edited even when
+ * the WebSocket never connects (a proxy that refuses upgrades, the endpoint down); fetched again
+ * once subscribed (a change made between the first fetch and the subscription is then not
+ * missed), kept current by the patches of `user:<id>`, and fetched again on `resync`.
  */
 export function Profile(props: { token: string; userId: string; editable: boolean }) {
   const [loadError, setLoadError] = useState<string | null>(null)
@@ -29,6 +31,10 @@ export function Profile(props: { token: string; userId: string; editable: boolea
       setLoadError(error instanceof Error ? error.message : String(error))
     }
   }, [props.token, props.userId, setUser])
+
+  useEffect(() => {
+    void refetch()
+  }, [refetch])
 
   useEffect(() => {
     if (status === 'subscribed') void refetch()

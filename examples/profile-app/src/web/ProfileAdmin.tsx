@@ -74,7 +74,7 @@ export function ProfileAdmin(props: { token: string; user: User; onSaved: (user:
       </div>
       <label>
         Name
-        <input name="tgUsername" value={tgUsername} maxLength={64} onChange={(e) => setTgUsername(e.target.value)} />
+        <input name="tgUsername" value={tgUsername} onChange={(e) => setTgUsername(e.target.value)} />
       </label>
       {fields.tgUsername && <p className="field-error" data-testid="error-tgUsername">Name {fields.tgUsername}</p>}
       <label>

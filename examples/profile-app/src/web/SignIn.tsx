@@ -2,6 +2,9 @@ import { useState, type FormEvent } from 'react'
 import type { PublicConfig, SessionResponse } from '../shared/topics.js'
 import { ApiCallError, api } from './api.js'
 
+/** How the form names the fields the server reports errors for. */
+const FIELD_LABELS: Record<string, string> = { userId: 'User id', tgUsername: 'Name' }
+
 /** Shown in a plain browser: the dev login where the server enables it, else how to open the app. */
 export function SignIn(props: { config: PublicConfig | null; error: string | null; onSignedIn: (session: SessionResponse) => void }) {
   const [userId, setUserId] = useState('')
@@ -15,7 +18,9 @@ export function SignIn(props: { config: PublicConfig | null; error: string | nul
       props.onSignedIn(await api.devLogin(userId.trim(), name.trim() || undefined))
     } catch (caught) {
       if (caught instanceof ApiCallError) {
-        const fieldText = Object.entries(caught.fields).map(([field, text]) => `${field} ${text}`).join('; ')
+        const fieldText = Object.entries(caught.fields)
+          .map(([field, text]) => `${FIELD_LABELS[field] ?? field} ${text}`)
+          .join('; ')
         setError(fieldText || caught.message)
       } else setError('the server cannot be reached')
     }
@@ -24,7 +29,11 @@ export function SignIn(props: { config: PublicConfig | null; error: string | nul
   return (
     <section className="card signin">
       <h1>Profile</h1>
-      {props.error && <p className="field-error">{props.error}</p>}
+      {props.error && (
+        <p className="field-error" data-testid="signed-out-reason">
+          {props.error}
+        </p>
+      )}
       {props.config?.devLogin ? (
         <form onSubmit={submit} className="form" data-testid="dev-login">
           <p className="hint">Dev login (enabled by DEV_LOGIN=1): pick any user id.</p>
@@ -34,9 +43,13 @@ export function SignIn(props: { config: PublicConfig | null; error: string | nul
           </label>
           <label>
             Name (optional)
-            <input name="tgUsername" value={name} maxLength={64} onChange={(e) => setName(e.target.value)} />
+            <input name="tgUsername" value={name} onChange={(e) => setName(e.target.value)} />
           </label>
-          {error && <p className="field-error">{error}</p>}
+          {error && (
+            <p className="field-error" data-testid="sign-in-error">
+              {error}
+            </p>
+          )}
           <button type="submit" className="button" data-testid="dev-login-submit">
             Sign in (dev)
           </button>

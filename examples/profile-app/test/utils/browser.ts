@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs'
+import { copyFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
-import { resultsDir } from './paths.js'
+import { repoRoot, resultsDir } from './paths.js'
 import { requireChromium } from './services.js'
 
 /** Debian's Chromium, headless, with the flags this machine's closed network needs. */
@@ -43,6 +43,16 @@ export async function waitLive(page: Page): Promise<void> {
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(resultsDir, { recursive: true })
   await page.screenshot({ path: join(resultsDir, `${name}.png`), fullPage: true })
+}
+
+/**
+ * A screenshot that the docs also show (`docsPath`, relative to the repository root). The docs'
+ * copy is refreshed only on request (`UPDATE_DOCS_SCREENSHOTS=1 npx vitest run --project
+ * profile-app`), so that an ordinary test run leaves the work tree clean.
+ */
+export async function docsScreenshot(page: Page, name: string, docsPath: string): Promise<void> {
+  await screenshot(page, name)
+  if (process.env.UPDATE_DOCS_SCREENSHOTS) copyFileSync(join(resultsDir, `${name}.png`), join(repoRoot, docsPath))
 }
 
 /** The tab's session token (the tabs of one origin share it). */

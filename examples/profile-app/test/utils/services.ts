@@ -36,7 +36,7 @@ export async function requireRedis(): Promise<string> {
   } catch (error) {
     throw new Error(
       `Redis is not reachable at ${REDIS_URL} (${(error as Error).message}). Start it ` +
-        '(Debian: `apt-get install redis-server && redis-server --daemonize yes --port 6379 --save ""`) or set REDIS_URL.',
+        `(Debian: \`apt-get install redis-server && redis-server --daemonize yes --port ${Number(new URL(REDIS_URL).port) || 6379} --save ""\`) or set REDIS_URL.`,
     )
   } finally {
     redis.disconnect()

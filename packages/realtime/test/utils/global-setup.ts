@@ -1,19 +1,26 @@
 import { connect } from 'node:net'
 
-/** Services the test suite talks to, with how to start each one. */
+/** The port of a service URL, or the service's default port when the URL names none. */
+export function portOf(url: string, defaultPort: number): number {
+  return Number(new URL(url).port) || defaultPort
+}
+
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** Services the test suite talks to, with how to start each one (on the port the URL names). */
 const SERVICES = [
   {
     name: 'Redis',
-    url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    url: redisUrl,
     defaultPort: 6379,
-    start: "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no",
+    start: `redis-server --daemonize yes --bind 127.0.0.1 --port ${portOf(redisUrl, 6379)} --save '' --appendonly no`,
   },
 ]
 
 function reachable(url: string, defaultPort: number): Promise<boolean> {
-  const { hostname, port } = new URL(url)
+  const { hostname } = new URL(url)
   return new Promise((resolve) => {
-    const socket = connect({ host: hostname || '127.0.0.1', port: Number(port) || defaultPort })
+    const socket = connect({ host: hostname || '127.0.0.1', port: portOf(url, defaultPort) })
     socket.setTimeout(2000)
     socket.once('connect', () => {
       socket.destroy()

@@ -22,24 +22,43 @@ export class PostgresUserRepository implements UserRepository {
     this.#pool.on('error', () => {})
   }
 
-  /** Creates the schema and table when missing. Every method awaits it. */
+  /**
+   * Creates the schema and table when missing. Every method awaits it.
+   *
+   * `CREATE … IF NOT EXISTS` is not safe against a concurrent creator: two instances started
+   * together on a new schema both pass the existence check and one fails on a duplicate key in
+   * the catalog (pg_namespace, pg_type). A transaction-scoped advisory lock, keyed by the schema,
+   * makes the instances create it one after the other; the later ones find it there.
+   */
   init(): Promise<void> {
-    this.#ready ??= this.#pool
-      .query(
-        `CREATE SCHEMA IF NOT EXISTS "${this.#schema}";
-         CREATE TABLE IF NOT EXISTS ${this.#table} (
+    this.#ready ??= this.#createTables().catch((error: unknown) => {
+      this.#ready = undefined
+      throw error
+    })
+    return this.#ready
+  }
+
+  async #createTables(): Promise<void> {
+    const client = await this.#pool.connect()
+    try {
+      await client.query('BEGIN')
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`profile-app:schema:${this.#schema}`])
+      await client.query(`CREATE SCHEMA IF NOT EXISTS "${this.#schema}"`)
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${this.#table} (
            user_id     TEXT PRIMARY KEY,
            tg_username TEXT NOT NULL,
            photo_url   TEXT,
            updated_at  TEXT NOT NULL
          )`,
       )
-      .then(() => undefined)
-      .catch((error: unknown) => {
-        this.#ready = undefined
-        throw error
-      })
-    return this.#ready
+      await client.query('COMMIT')
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw error
+    } finally {
+      client.release()
+    }
   }
 
   async get(userId: string): Promise<User | null> {
