@@ -118,6 +118,27 @@ export function busContractSuite(name: string, fixture: BusFixture): void {
         expect(history.messages.map((m) => m.data)).toEqual(['{"n":1}'])
       })
 
+      it('publishes a message with an idempotency key once, and answers a repeat with its positions', async () => {
+        const b = await bus()
+        const peer = await fixture.peer(b)
+        if (peer !== b) closeAfterTest(() => peer.close())
+        const [t1, t2] = [topic(), topic()]
+        const one = collect()
+        await b.subscribe(t1, one.listener)
+        const start = (await b.history(t2)).position
+        const id = `row-${t1}`
+        const first = await b.publishMany!([t1, t2], '"once"', { id })
+        // A retry after a crash: from this bus or another instance, concurrently or later.
+        const again = await Promise.all([b.publishMany!([t1, t2], '"once"', { id }), peer.publishMany!([t1, t2], '"once"', { id })])
+        expect(again).toEqual([first, first])
+        await b.publishMany!([t1, t2], '"next"', { id: `${id}-2` })
+        await waitFor(() => one.messages.length >= 2, 5000, 'two messages')
+        await sleep(30)
+        expect(one.messages.map((m) => m.data)).toEqual(['"once"', '"next"'])
+        const history = await b.history(t2, start)
+        expect(history.messages.map((m) => m.data)).toEqual(['"once"', '"next"'])
+      })
+
       it('keeps each topic in order under concurrent publishers of several topics', async () => {
         const b = await bus({ history: { size: 500 } })
         const peer = await fixture.peer(b)

@@ -9,6 +9,7 @@ import {
   type BusMessage,
   type HistoryOptions,
   type HistoryResult,
+  type PublishOptions,
 } from './types.js'
 
 /** Options of `InMemoryBus`. */
@@ -62,6 +63,8 @@ export class InMemoryBus implements Bus {
   private droppedWatermark = 0
   private closed = false
   private sweepTimer: ReturnType<typeof setInterval> | undefined
+  /** The positions of publishes made with an idempotency key, kept for the history age. */
+  private readonly idempotent = new Map<string, { positions: Position[]; at: number }>()
 
   constructor(options: InMemoryBusOptions = {}) {
     this.size = Math.max(0, Math.floor(options.history?.size ?? DEFAULT_HISTORY_SIZE))
@@ -81,38 +84,56 @@ export class InMemoryBus implements Bus {
   publish(topic: string, data: string): Promise<Position> {
     if (this.closed) return Promise.reject(new RealtimeError('CLOSED', 'the bus is closed'))
     try {
-      const state = this.state(topic)
-      const offset = ++this.counter
-      state.last = offset
-      const epoch = this.epoch
-      const message: BusMessage = { topic, data, epoch, offset: String(offset), publishedAt: TIME_ORIGIN + performance.now() }
-      if (this.size > 0) {
-        const entries = (state.entries ??= [])
-        const times = (state.times ??= [])
-        entries.push(message)
-        times.push(Date.now())
-        // The oldest entry goes: recovery from before it is no longer possible.
-        if (entries.length > this.size) {
-          state.floor = Number((entries.shift() as BusMessage).offset)
-          times.shift()
-        }
-      } else {
-        state.floor = offset
-      }
-      if (state.one !== undefined) this.deliver(state.one, message)
-      else if (state.many !== undefined) for (const listener of state.many) this.deliver(listener, message)
-      return Promise.resolve({ epoch, offset: message.offset })
+      return Promise.resolve(this.append(topic, data))
     } catch (error) {
       return Promise.reject(error)
     }
   }
 
-  /** One payload to several topics: a `publish` to each, in the order given (no extra copy of `data`). */
-  publishMany(topics: readonly string[], data: string): Promise<Position[]> {
+  /**
+   * One payload to several topics: appended to each, in the order given, in one step (no extra
+   * copy of `data`). With `options.id`, a repeat of a publish made within the history age
+   * publishes nothing and resolves with the first one's positions.
+   */
+  publishMany(topics: readonly string[], data: string, options?: PublishOptions): Promise<Position[]> {
     if (this.closed) return Promise.reject(new RealtimeError('CLOSED', 'the bus is closed'))
-    const positions: Promise<Position>[] = []
-    for (const topic of topics) positions.push(this.publish(topic, data))
-    return Promise.all(positions)
+    const id = options?.id
+    try {
+      if (id !== undefined) {
+        const seen = this.idempotent.get(id)
+        if (seen !== undefined) return Promise.resolve(seen.positions)
+      }
+      const positions = topics.map((topic) => this.append(topic, data))
+      if (id !== undefined) this.idempotent.set(id, { positions, at: Date.now() })
+      return Promise.resolve(positions)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /** Appends a message to its topic's history and hands it to the topic's listeners. */
+  private append(topic: string, data: string): Position {
+    const state = this.state(topic)
+    const offset = ++this.counter
+    state.last = offset
+    const epoch = this.epoch
+    const message: BusMessage = { topic, data, epoch, offset: String(offset), publishedAt: TIME_ORIGIN + performance.now() }
+    if (this.size > 0) {
+      const entries = (state.entries ??= [])
+      const times = (state.times ??= [])
+      entries.push(message)
+      times.push(Date.now())
+      // The oldest entry goes: recovery from before it is no longer possible.
+      if (entries.length > this.size) {
+        state.floor = Number((entries.shift() as BusMessage).offset)
+        times.shift()
+      }
+    } else {
+      state.floor = offset
+    }
+    if (state.one !== undefined) this.deliver(state.one, message)
+    else if (state.many !== undefined) for (const listener of state.many) this.deliver(listener, message)
+    return { epoch, offset: message.offset }
   }
 
   private deliver(listener: BusListener, message: BusMessage): void {
@@ -155,6 +176,7 @@ export class InMemoryBus implements Bus {
     if (this.sweepTimer) clearInterval(this.sweepTimer)
     this.sweepTimer = undefined
     this.topics.clear()
+    this.idempotent.clear()
   }
 
   /** Number of topics with state (history or listeners), for stats and tests. */
@@ -197,6 +219,11 @@ export class InMemoryBus implements Bus {
   /** Drops the state of topics with no listener and no live history, so idle topics cost nothing. */
   private sweep(): void {
     const now = Date.now()
+    // In insertion order, so the oldest come first.
+    for (const [id, { at }] of this.idempotent) {
+      if (now - at < this.ttlMs) break
+      this.idempotent.delete(id)
+    }
     for (const [topic, state] of this.topics) {
       this.evictExpired(state, now)
       if (state.entries === undefined && memberCount(state) === 0) {

@@ -24,6 +24,16 @@ export interface HistoryResult {
   position: Position
 }
 
+/** Options of a publish. */
+export interface PublishOptions {
+  /**
+   * An idempotency key (the outbox relay passes its row id): a publish with the id of one made
+   * within the history age (`ttlMs`) publishes nothing and resolves with the first one's
+   * positions, so a publish retried after a crash reaches subscribers once.
+   */
+  id?: string
+}
+
 /** Bounds of the per-topic history. */
 export interface HistoryOptions {
   /** Messages kept per topic. Default 100. */
@@ -53,7 +63,7 @@ export interface Bus {
    * each topic's position, in the order given. Each topic's messages stay in order, as with
    * `publish`. Optional: without it the server calls `publish` for each topic.
    */
-  publishMany?(topics: readonly string[], data: string): Promise<Position[]>
+  publishMany?(topics: readonly string[], data: string, options?: PublishOptions): Promise<Position[]>
   subscribe(topic: string, listener: BusListener): Promise<void>
   unsubscribe(topic: string, listener: BusListener): Promise<void>
   history(topic: string, since?: Position): Promise<HistoryResult>

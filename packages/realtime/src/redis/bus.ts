@@ -9,6 +9,7 @@ import {
   type BusMessage,
   type BusStatus,
   type HistoryResult,
+  type PublishOptions,
 } from '../bus/types.js'
 import { RealtimeError } from '../errors.js'
 import type { Position } from '../topics.js'
@@ -197,8 +198,8 @@ export class RedisBus implements Bus {
     return this.flow?.state()
   }
 
-  async publish(topic: string, data: string): Promise<Position> {
-    const [position] = await this.publishMany([topic], data)
+  async publish(topic: string, data: string, options?: PublishOptions): Promise<Position> {
+    const [position] = await this.publishMany([topic], data, options)
     return position as Position
   }
 
@@ -206,9 +207,10 @@ export class RedisBus implements Bus {
    * One payload to several topics: one script call (one round trip) appends it to each topic's
    * stream and publishes it on each topic's channel, in the order given. Each topic keeps its own
    * order and positions. Counts as one publish for flow control. Its keys span several hash slots,
-   * so it needs a single Redis (not a Cluster).
+   * so it needs a single Redis (not a Cluster). With `options.id` (an idempotency key), a repeat
+   * within the history age publishes nothing and resolves with the first one's positions.
    */
-  async publishMany(topics: readonly string[], data: string): Promise<Position[]> {
+  async publishMany(topics: readonly string[], data: string, options?: PublishOptions): Promise<Position[]> {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
     if (topics.length === 0) return []
     if (this.flow) {
@@ -220,7 +222,7 @@ export class RedisBus implements Bus {
       }
     }
     // One more than the history size: recovery needs the client's last message still present.
-    const args = publishArguments(this.prefix, topics, data, this.size + 1, this.ttlMs, randomEpoch)
+    const args = publishArguments(this.prefix, topics, data, this.size + 1, this.ttlMs, randomEpoch, options?.id)
     const what = topics.length === 1 ? `"${topics[0]}"` : JSON.stringify(topics.slice(0, 10))
     const reply = this.deadlines.run(`publish to ${what}`, this.pub, () => (this.pub as RedisWithScripts).realtimeBusPublish(...args))
     // Counted as started now, so that a probe sent next goes out after this publish.

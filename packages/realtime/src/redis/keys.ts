@@ -27,3 +27,8 @@ export function probeChannel(prefix: string): string {
 export function ackChannel(prefix: string, id: string): string {
   return `${prefix}a:${id}`
 }
+
+/** The record of a publish made with an idempotency key (`PublishOptions.id`): its positions. */
+export function publishedKey(prefix: string, id: string): string {
+  return `${prefix}o:${id}`
+}

@@ -1,4 +1,4 @@
-import { channelOf, metaKey, streamKey } from './keys.js'
+import { channelOf, metaKey, publishedKey, streamKey } from './keys.js'
 
 /**
  * Lua scripts of `RedisBus`. Each runs atomically in Redis, so a message is in the topic's stream
@@ -13,14 +13,28 @@ import { channelOf, metaKey, streamKey } from './keys.js'
 
 /**
  * Publishes one payload to one or more topics in one call (one round trip).
- * KEYS: stream and meta of each topic, in pairs. ARGV: data, maxlen, ttlMs, then a channel and a
- * fresh epoch for each topic (ARGV[2 + 2t], ARGV[3 + 2t]). Returns `{epoch, id}` for each topic, flat, in the order given. The
- * published text is `epoch \n id \n data`, parsed by the subscribers. Each topic is appended and
- * published in turn, so every topic's messages keep their order, as with separate calls.
+ * KEYS: stream and meta of each topic, in pairs; then, for a publish with an idempotency key, the
+ * key's record. ARGV: data, maxlen, ttlMs, then a channel and a fresh epoch for each topic
+ * (ARGV[2 + 2t], ARGV[3 + 2t]). Returns `{epoch, id}` for each topic, flat, in the order given.
+ * The published text is `epoch \n id \n data`, parsed by the subscribers. Each topic is appended
+ * and published in turn, so every topic's messages keep their order, as with separate calls.
+ * With a record key: if the record exists (the same key was published within ttlMs), nothing is
+ * published and its positions are returned; else they are stored in it for ttlMs.
  */
 export const PUBLISH_SCRIPT = `
+local n = math.floor(#KEYS / 2)
+local record = nil
+if #KEYS > 2 * n then
+  record = KEYS[#KEYS]
+  local seen = redis.call('GET', record)
+  if seen then
+    local result = {}
+    for part in string.gmatch(seen, '[^\\n]+') do result[#result + 1] = part end
+    return result
+  end
+end
 local result = {}
-for t = 1, #KEYS / 2 do
+for t = 1, n do
   local stream = KEYS[2 * t - 1]
   local meta = KEYS[2 * t]
   local epoch = redis.call('HGET', meta, 'e')
@@ -39,6 +53,9 @@ for t = 1, #KEYS / 2 do
   result[2 * t - 1] = epoch
   result[2 * t] = id
 end
+if record then
+  redis.call('SET', record, table.concat(result, '\\n'), 'PX', ARGV[3])
+end
 return result
 `
 
@@ -54,9 +71,11 @@ export function publishArguments(
   maxlen: number,
   ttlMs: number,
   freshEpoch: () => string,
+  id: string | undefined,
 ): string[] {
-  const args: string[] = [String(topics.length * 2)]
+  const args: string[] = [String(topics.length * 2 + (id === undefined ? 0 : 1))]
   for (const topic of topics) args.push(streamKey(prefix, topic), metaKey(prefix, topic))
+  if (id !== undefined) args.push(publishedKey(prefix, id))
   args.push(data, String(maxlen), String(ttlMs))
   for (const topic of topics) args.push(channelOf(prefix, topic), freshEpoch())
   return args

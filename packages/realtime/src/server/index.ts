@@ -36,6 +36,7 @@ export {
   type BusStatus,
   type HistoryOptions,
   type HistoryResult,
+  type PublishOptions,
 } from '../bus/types.js'
 export { RealtimeError, isRealtimeError, RealtimeErrorCode } from '../errors.js'
 export type { Position, TopicMap, TopicName, TopicPayload, TopicsPayload } from '../topics.js'

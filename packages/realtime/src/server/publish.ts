@@ -1,4 +1,4 @@
-import type { Bus } from '../bus/types.js'
+import type { Bus, PublishOptions } from '../bus/types.js'
 import { RealtimeError, isRealtimeError } from '../errors.js'
 import { isValidTopic } from '../protocol.js'
 import type { Position } from '../topics.js'
@@ -42,15 +42,18 @@ function checkTopic(topic: string): void {
 export class Publisher {
   constructor(private readonly ctx: PublishContext) {}
 
-  /** The hot path: no array, no extra promise. */
-  async publish(topic: string, payload: unknown): Promise<Position> {
+  /** The hot path: no array, no extra promise (but with an idempotency key). */
+  async publish(topic: string, payload: unknown, options?: PublishOptions): Promise<Position> {
     this.check([topic], payload)
     const data = serialize(topic, payload)
     const { stats, logger, bus } = this.ctx
     let position: Position
     const started = performance.now()
     try {
-      position = await bus.publish(topic, data)
+      position =
+        options?.id !== undefined && bus.publishMany
+          ? ((await bus.publishMany([topic], data, options))[0] as Position)
+          : await bus.publish(topic, data)
     } catch (error) {
       throw unavailable(topic, error)
     }
@@ -65,7 +68,7 @@ export class Publisher {
    * (`publishMany`: one Redis round trip on `RedisBus`). Each topic keeps its own order and
    * positions; the positions come back in the order of `topics`.
    */
-  async publishMany(topics: readonly string[], payload: unknown): Promise<Position[]> {
+  async publishMany(topics: readonly string[], payload: unknown, options?: PublishOptions): Promise<Position[]> {
     if (!Array.isArray(topics)) throw new RealtimeError('INVALID_TOPIC', 'publishTopics takes an array of topics')
     this.check(topics, payload)
     const data = serialize(topics, payload)
@@ -74,7 +77,9 @@ export class Publisher {
     let positions: Position[]
     const started = performance.now()
     try {
-      positions = await (bus.publishMany ? bus.publishMany(topics, data) : Promise.all(topics.map((topic) => bus.publish(topic, data))))
+      positions = await (bus.publishMany
+        ? bus.publishMany(topics, data, options)
+        : Promise.all(topics.map((topic) => bus.publish(topic, data))))
     } catch (error) {
       throw unavailable(topics, error)
     }

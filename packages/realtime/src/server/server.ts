@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { InMemoryBus } from '../bus/memory.js'
-import type { Bus } from '../bus/types.js'
+import type { Bus, PublishOptions } from '../bus/types.js'
 import { RealtimeError } from '../errors.js'
 import { CloseCode, isValidTopic } from '../protocol.js'
 import type { Position, TopicMap } from '../topics.js'
@@ -250,8 +250,9 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
   }
 
   return {
-    publishTopic: ((topic: string, payload: unknown) => publisher.publish(topic, payload)) as RealtimeServer<T, P>['publishTopic'],
-    publishTopics: ((topics: readonly string[], payload: unknown) => publisher.publishMany(topics, payload)) as RealtimeServer<T, P>['publishTopics'],
+    publishTopic: ((topic: string, payload: unknown, options?: PublishOptions) => publisher.publish(topic, payload, options)) as RealtimeServer<T, P>['publishTopic'],
+    publishTopics: ((topics: readonly string[], payload: unknown, options?: PublishOptions) =>
+      publisher.publishMany(topics, payload, options)) as RealtimeServer<T, P>['publishTopics'],
     onTopic: onTopic as RealtimeServer<T, P>['onTopic'],
     revoke,
     handleUpgrade,

@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Bus, BusFlowControl, HistoryOptions } from '../bus/types.js'
+import type { Bus, BusFlowControl, HistoryOptions, PublishOptions } from '../bus/types.js'
 import type { Position, TopicMap, TopicName, TopicsPayload } from '../topics.js'
 import type { TrustProxy } from './admission.js'
 import type { LatencyStats } from './latency.js'
@@ -147,8 +147,11 @@ export interface TopicListenerHandle {
 
 /** What `createRealtimeServer` returns. */
 export interface RealtimeServer<T extends TopicMap = TopicMap, P = Principal> {
-  /** Publishes a payload to a topic on every instance; resolves with its position. */
-  publishTopic<K extends TopicName<T>>(topic: K, payload: T[K]): Promise<Position>
+  /**
+   * Publishes a payload to a topic on every instance; resolves with its position. With
+   * `options.id` (an idempotency key), a repeat within the history age is published once.
+   */
+  publishTopic<K extends TopicName<T>>(topic: K, payload: T[K], options?: PublishOptions): Promise<Position>
   /**
    * Publishes one payload to several topics in one call: every topic and the payload are checked
    * first (one bad topic rejects the whole call before anything is published), the payload is
@@ -156,7 +159,7 @@ export interface RealtimeServer<T extends TopicMap = TopicMap, P = Principal> {
    * keeps its own order and positions; resolves with them in the order of `topics`. The payload
    * must fit every topic given.
    */
-  publishTopics<K extends TopicName<T>>(topics: readonly K[], payload: TopicsPayload<T, K>): Promise<Position[]>
+  publishTopics<K extends TopicName<T>>(topics: readonly K[], payload: TopicsPayload<T, K>, options?: PublishOptions): Promise<Position[]>
   /**
    * A server-side listener on the bus (every instance's publishes reach it). Returns a function
    * that removes it. The bus subscription is made in the background; `ready` of the returned
