@@ -8,6 +8,7 @@ export const entry = {
   react: 'src/react/index.ts',
   fastify: 'src/fastify/index.ts',
   redis: 'src/redis/index.ts',
+  outbox: 'src/outbox/index.ts',
 }
 
 export default defineConfig({

@@ -5,27 +5,12 @@
 import { existsSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import pg from 'pg'
+import { POSTGRES_URL, requirePostgres } from '../../../../packages/realtime/test/utils/postgres.js'
 
-export const POSTGRES_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
+export { POSTGRES_URL, requirePostgres }
+
 export const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
-
-export async function requirePostgres(): Promise<string> {
-  const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 3000 })
-  try {
-    await client.connect()
-    await client.query('SELECT 1')
-  } catch (error) {
-    throw new Error(
-      `PostgreSQL is not reachable at ${POSTGRES_URL} (${(error as Error).message}). Start it ` +
-        '(Debian: `apt-get install postgresql && pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, ' +
-        'database "test" with trust auth for user postgres) or set DATABASE_URL.',
-    )
-  } finally {
-    await client.end().catch(() => {})
-  }
-  return POSTGRES_URL
-}
 
 export async function requireRedis(): Promise<string> {
   const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })

@@ -6,6 +6,7 @@ export function portOf(url: string, defaultPort: number): number {
 }
 
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const postgresUrl = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
 
 /** Services the test suite talks to, with how to start each one (on the port the URL names). */
 const SERVICES = [
@@ -14,6 +15,12 @@ const SERVICES = [
     url: redisUrl,
     defaultPort: 6379,
     start: `redis-server --daemonize yes --bind 127.0.0.1 --port ${portOf(redisUrl, 6379)} --save '' --appendonly no`,
+  },
+  {
+    name: 'PostgreSQL',
+    url: postgresUrl,
+    defaultPort: 5432,
+    start: 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start (database "test", trust auth), or set DATABASE_URL',
   },
 ]
 
