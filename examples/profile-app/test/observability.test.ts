@@ -293,7 +293,7 @@ describe('logs', () => {
 describe('/healthz', () => {
   it('is ok with the in-memory bus', async () => {
     const response = await running.request('GET', '/healthz')
-    expect(response).toEqual({ status: 200, body: { ok: true, bus: 'up' } })
+    expect(response).toEqual({ status: 200, body: { ok: true, bus: 'up', outbox: { backlog: 0, oldestAgeMs: 0, stale: false } } })
   })
 
   it('answers 503 while the Redis bus is down, and counts the reconnect', async () => {
@@ -307,12 +307,12 @@ describe('/healthz', () => {
         const text = await (await fetch(`${app!.url}/metrics`)).text()
         return valueOf(parseExposition(text), name)
       }
-      expect(await app.request('GET', '/healthz')).toEqual({ status: 200, body: { ok: true, bus: 'up' } })
+      expect(await app.request('GET', '/healthz')).toEqual({ status: 200, body: { ok: true, bus: 'up', outbox: { backlog: 0, oldestAgeMs: 0, stale: false } } })
       expect(await metric('realtime_bus_up')).toBe(1)
 
       await redis.stop()
       await waitFor(async () => (await app!.request('GET', '/healthz')).status === 503, 10_000, '/healthz 503')
-      expect((await app.request('GET', '/healthz')).body).toEqual({ ok: false, bus: 'down' })
+      expect((await app.request('GET', '/healthz')).body).toEqual({ ok: false, bus: 'down', outbox: { backlog: 0, oldestAgeMs: 0, stale: false } })
       expect(await metric('realtime_bus_up')).toBe(0)
 
       await redis.start()
@@ -325,4 +325,37 @@ describe('/healthz', () => {
       await redisStorage.dispose()
     }
   }, 40_000)
+
+  it('answers 503 while the outbox cannot drain, and publishes its rows once the bus is back', async () => {
+    const redis = await OwnRedis.start()
+    const redisStorage = sqliteStorage()
+    const prefix = `profile-app-outbox:${process.pid}:`
+    let app: RunningApp | undefined
+    try {
+      app = await startApp(redisStorage.config, {
+        config: { redisUrl: redis.url, redisPrefix: prefix, activityIntervalMs: 0, outboxStaleMs: 300 },
+      })
+      const admin = await app.signIn('1', 'Admin')
+      await redis.stop()
+      await waitFor(async () => (await app!.request('GET', '/healthz')).body.bus === 'down', 10_000, 'the bus down')
+      // The write commits; its patches wait in the outbox (the relay cannot reach the bus).
+      const edit = await app.request('PUT', '/api/users/1', { token: admin.token, body: { tgUsername: 'Written while Redis was down' } })
+      expect(edit.status).toBe(200)
+      await waitFor(async () => (await app!.request('GET', '/healthz')).body.outbox?.stale === true, 10_000, 'a stale outbox')
+      const stale = (await app.request('GET', '/healthz')).body
+      expect(stale.outbox.backlog).toBe(2)
+      expect(stale.outbox.oldestAgeMs).toBeGreaterThan(300)
+      const text = await (await fetch(`${app.url}/metrics`)).text()
+      expect(valueOf(parseExposition(text), 'profile_app_outbox_backlog_rows')).toBe(2)
+
+      await redis.start()
+      await waitFor(async () => (await app!.request('GET', '/healthz')).status === 200, 20_000, '/healthz 200 again')
+      expect((await app.request('GET', '/healthz')).body.outbox).toEqual({ backlog: 0, oldestAgeMs: 0, stale: false })
+      expect(app.app.outboxRelay.stats().published).toBeGreaterThanOrEqual(3)
+    } finally {
+      await app?.close()
+      await redis.stop()
+      await redisStorage.dispose()
+    }
+  }, 60_000)
 })

@@ -2,12 +2,14 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import fastifyStatic from '@fastify/static'
 import realtime from '@app/realtime/fastify'
+import { createOutboxRelay, type OutboxRelay } from '@app/realtime/outbox'
 import type { Bus } from '@app/realtime/server'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import { UserCache } from './cache.js'
 import { defaultInstanceId, type AppConfig } from './config.js'
 import { ApiError, registerErrorHandling } from './errors.js'
 import { RefusalLog, registerMetricsRoutes, startActivityPublisher } from './observability.js'
+import { profileAnnouncements } from './profileWrites.js'
 import { bearerToken, mayRead, type Principal } from './principal.js'
 import { authRoutes } from './routes/authRoutes.js'
 import { userRoutes } from './routes/userRoutes.js'
@@ -19,6 +21,8 @@ declare module 'fastify' {
     appConfig: AppConfig
     users: UserRepository
     userCache: UserCache
+    /** Publishes what the writes recorded in the outbox, once committed. */
+    outboxRelay: OutboxRelay
     sessions: SessionSigner
     /** The principal of a session token; throws a 401 `ApiError` when it is not valid. */
     principalOf(token: string): Principal
@@ -78,10 +82,11 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   })
   registerErrorHandling(app)
 
-  const users = await openRepository(config.storage)
+  const userCache = new UserCache({ ttlMs: config.cacheTtlMs })
+  const users = await openRepository(config.storage, profileAnnouncements(userCache.origin))
   app.decorate('appConfig', config)
   app.decorate('users', users)
-  app.decorate('userCache', new UserCache({ ttlMs: config.cacheTtlMs }))
+  app.decorate('userCache', userCache)
   const sessions = new SessionSigner(config.sessionSecret, config.sessionTtlMs)
   app.decorate('sessions', sessions)
   app.decorate('principalOf', (token: string): Principal => {
@@ -100,6 +105,12 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
 
   const bus = options.bus ?? (await createBus(config))
   const refusals = new RefusalLog()
+  // Before the realtime server's own preClose (hooks run in order): the relay stops publishing
+  // first; rows it has not sent stay in the outbox for the next relay.
+  let relay: OutboxRelay | undefined
+  app.addHook('preClose', async () => {
+    await relay?.close()
+  })
   await app.register(realtime, {
     path: '/ws',
     ...(bus ? { bus } : {}),
@@ -127,6 +138,9 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     if (from !== app.userCache.origin) app.userCache.invalidate(userIds)
   })
   await stopInvalidation.ready
+  // Rows a previous process committed but did not publish (it died) go out now.
+  relay = await createOutboxRelay({ outbox: users.outbox, realtime: app.realtime, logger: app.log })
+  app.decorate('outboxRelay', relay)
 
   await app.register(authRoutes)
   await app.register(userRoutes)

@@ -28,6 +28,8 @@ export interface AppConfig {
   /** The dev login (any user id, no Telegram). Only the demo sets it. */
   devLogin: boolean
   cacheTtlMs: number
+  /** `/healthz` answers 503 once the oldest unpublished outbox row is older than this. Default 30 000. */
+  outboxStaleMs: number
   /** The built web app; not served when the folder does not exist. */
   webRoot: string
   logger: FastifyServerOptions['logger']
@@ -100,6 +102,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { demo?: boolean } =
     sessionTtlMs: parseInteger('SESSION_TTL_SECONDS', env.SESSION_TTL_SECONDS, 12 * 3600, 60, 30 * 86_400) * 1000,
     devLogin,
     cacheTtlMs: 30_000,
+    outboxStaleMs: parseInteger('OUTBOX_STALE_MS', env.OUTBOX_STALE_MS, 30_000, 100, 3_600_000),
     webRoot: env.WEB_ROOT || join(appRoot, 'dist', 'web'),
     logger: { level: env.LOG_LEVEL || 'info' },
     logRequests: env.LOG_REQUESTS ? env.LOG_REQUESTS === '1' : !demo,

@@ -5,7 +5,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import { createPrometheusMetrics, isRealtimeError, latencyQuantile, type RealtimeStats } from '@app/realtime/server'
 import type { FastifyInstance } from 'fastify'
-import { Counter, Registry } from 'prom-client'
+import { Counter, Gauge, Registry } from 'prom-client'
 import type { ActivitySample, Refusal } from '../shared/topics.js'
 import { bearerToken } from './principal.js'
 
@@ -60,6 +60,48 @@ export function registerMetricsRoutes(app: FastifyInstance, metricsToken: string
     })
   }
 
+  // The outbox: rows waiting and the age of the oldest (read from the database at each scrape),
+  // rows published, and how long a row waited from its commit to its publish.
+  const relay = app.outboxRelay
+  new Gauge({
+    name: 'profile_app_outbox_backlog_rows',
+    help: 'Outbox rows committed and not yet published.',
+    registers: [registry],
+    async collect() {
+      this.set((await relay.refreshBacklog().catch(() => relay.stats())).backlog)
+    },
+  })
+  new Gauge({
+    name: 'profile_app_outbox_oldest_age_seconds',
+    help: 'Age of the oldest outbox row not yet published (0 when none waits).',
+    registers: [registry],
+    collect() {
+      this.set(relay.stats().oldestAgeMs / 1000)
+    },
+  })
+  new Counter({
+    name: 'profile_app_outbox_published_total',
+    help: 'Outbox rows published by this instance.',
+    registers: [registry],
+    collect() {
+      this.reset()
+      this.inc(relay.stats().published)
+    },
+  })
+  for (const [name, q] of [
+    ['profile_app_outbox_publish_latency_p50_seconds', 0.5],
+    ['profile_app_outbox_publish_latency_p99_seconds', 0.99],
+  ] as const) {
+    new Gauge({
+      name,
+      help: `Commit-to-publish time of outbox rows, quantile ${q} (estimated from a histogram; 0 before the first).`,
+      registers: [registry],
+      collect() {
+        this.set(latencyQuantile(relay.stats().publishLatency, q) ?? 0)
+      },
+    })
+  }
+
   app.get('/metrics', { logLevel: 'warn' }, async (request, reply) => {
     if (metricsToken !== undefined && !sameSecret(bearerToken(request.headers), metricsToken)) {
       return reply
@@ -71,9 +113,13 @@ export function registerMetricsRoutes(app: FastifyInstance, metricsToken: string
   })
 
   // `ok` and the bus status; 503 while the bus is down, so a load balancer stops routing here.
+  // 503 too when the outbox stopped draining: its oldest row waits longer than `outboxStaleMs`.
   app.get('/healthz', { logLevel: 'warn' }, async (_request, reply) => {
     const bus = app.realtime.stats().busStatus
-    return reply.status(bus === 'up' ? 200 : 503).send({ ok: bus === 'up', bus })
+    const { backlog, oldestAgeMs } = await relay.refreshBacklog().catch(() => relay.stats())
+    const stale = oldestAgeMs > app.appConfig.outboxStaleMs
+    const ok = bus === 'up' && !stale
+    return reply.status(ok ? 200 : 503).send({ ok, bus, outbox: { backlog, oldestAgeMs, stale } })
   })
 }
 

@@ -15,7 +15,7 @@ describe('PostgreSQL start-up', () => {
     const databaseUrl = await requirePostgres()
     for (let round = 0; round < ROUNDS; round++) {
       const pgSchema = uniqueSchema()
-      const opened = await Promise.allSettled(Array.from({ length: INSTANCES }, () => openRepository({ databaseUrl, pgSchema })))
+      const opened = await Promise.allSettled(Array.from({ length: INSTANCES }, () => openRepository({ databaseUrl, pgSchema }, () => [])))
       const repositories = opened.flatMap((result) => (result.status === 'fulfilled' ? [result.value as UserRepository] : []))
       try {
         const failures = opened.flatMap((result) => (result.status === 'rejected' ? [String(result.reason)] : []))

@@ -48,6 +48,7 @@ export function testConfig(storage: StorageConfig, overrides: Partial<AppConfig>
     sessionTtlMs: 3_600_000,
     devLogin: true,
     cacheTtlMs: 60_000,
+    outboxStaleMs: 30_000,
     webRoot: join(tmpdir(), 'profile-app-no-web'),
     logger: false,
     logRequests: false,

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { PublicConfig, SessionResponse, User } from '../../shared/topics.js'
 import { ApiError } from '../errors.js'
 import { requireSession } from '../principal.js'
-import { announceProfileWrite } from '../profileWrites.js'
+import { afterProfileWrite } from '../profileWrites.js'
 import { InitDataError, validateInitData } from '../telegram/initData.js'
 import { devLoginSchema, telegramLoginSchema } from './schemas.js'
 
@@ -33,7 +33,7 @@ export async function authRoutes(app: FastifyInstance): Promise<void> {
       }
       // Every Telegram sign-in refreshes name and photo: that is how a new avatar reaches open tabs.
       const user = await app.users.upsert(telegramUser)
-      await announceProfileWrite(app, [user], { actor: user.userId, source: 'telegram' })
+      await afterProfileWrite(app, [user], { actor: user.userId, source: 'telegram' })
       return sessionFor(app, user)
     },
   )
@@ -52,7 +52,7 @@ export async function authRoutes(app: FastifyInstance): Promise<void> {
             tgUsername: tgUsername ?? `User ${userId}`,
             photoUrl: existing?.photoUrl ?? null,
           })
-          await announceProfileWrite(app, [user], { actor: userId, source: 'dev_login' })
+          await afterProfileWrite(app, [user], { actor: userId, source: 'dev_login' })
         }
         return sessionFor(app, user!)
       },

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { User, UserPage } from '../../shared/topics.js'
 import { ApiError } from '../errors.js'
 import { requireAdmin, requireSession } from '../principal.js'
-import { announceProfileWrite } from '../profileWrites.js'
+import { afterProfileWrite } from '../profileWrites.js'
 import { UserNotFoundError, type UserChanges } from '../storage/index.js'
 import { isHttpsUrl } from '../telegram/initData.js'
 import { batchSchema, pageQuerySchema, userChangesSchema, userParamsSchema } from './schemas.js'
@@ -74,7 +74,7 @@ export async function userRoutes(app: FastifyInstance): Promise<void> {
         }
         throw error
       }
-      await announceProfileWrite(app, users, { actor: request.principal!.userId, source: 'batch' })
+      await afterProfileWrite(app, users, { actor: request.principal!.userId, source: 'batch' })
       return { users }
     },
   )
@@ -91,7 +91,7 @@ export async function userRoutes(app: FastifyInstance): Promise<void> {
       checkPhotoUrl(request.body, 'photoUrl')
       const user = await app.users.update(userId, request.body)
       if (!user) throw new ApiError(404, 'NOT_FOUND', `no user ${userId}`)
-      await announceProfileWrite(app, [user], { actor: principal.userId, source: 'edit' })
+      await afterProfileWrite(app, [user], { actor: principal.userId, source: 'edit' })
       return user
     },
   )

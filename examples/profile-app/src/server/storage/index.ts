@@ -1,18 +1,18 @@
 import { PostgresUserRepository } from './postgres.js'
-import type { UserRepository } from './repository.js'
+import type { Announce, UserRepository } from './repository.js'
 import { SqliteUserRepository } from './sqlite.js'
 
-export type { UserChanges, UserRepository, UserUpdate } from './repository.js'
+export type { Announce, Announcement, UserChanges, UserRepository, UserUpdate } from './repository.js'
 export { UserNotFoundError } from './repository.js'
 export { PostgresUserRepository, SqliteUserRepository }
 
 /** Where the app keeps its users: PostgreSQL when a URL is given, else a SQLite file. */
 export type StorageConfig = { databaseUrl: string; pgSchema?: string } | { sqlitePath: string }
 
-/** Opens the repository and makes sure its schema exists. */
-export async function openRepository(config: StorageConfig): Promise<UserRepository> {
+/** Opens the repository and makes sure its schema (and outbox) exists. */
+export async function openRepository(config: StorageConfig, announce: Announce): Promise<UserRepository> {
   if ('databaseUrl' in config) {
-    const repository = new PostgresUserRepository(config.databaseUrl, config.pgSchema)
+    const repository = new PostgresUserRepository(config.databaseUrl, announce, config.pgSchema)
     try {
       await repository.init()
     } catch (error) {
@@ -21,5 +21,5 @@ export async function openRepository(config: StorageConfig): Promise<UserReposit
     }
     return repository
   }
-  return new SqliteUserRepository(config.sqlitePath)
+  return new SqliteUserRepository(config.sqlitePath, announce)
 }

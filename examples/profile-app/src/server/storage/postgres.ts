@@ -1,25 +1,31 @@
+import { postgresOutbox, type PostgresOutbox } from '@app/realtime/outbox'
 import pg from 'pg'
-import type { User } from '../../shared/topics.js'
-import { applyChanges, nextUpdatedAt, toUser, UserNotFoundError, type UserChanges, type UserRepository, type UserRow as Row, type UserUpdate } from './repository.js'
+import type { Topics, User } from '../../shared/topics.js'
+import { applyChanges, nextUpdatedAt, toUser, UserNotFoundError, type Announce, type UserChanges, type UserRepository, type UserRow as Row, type UserUpdate } from './repository.js'
 
 /** Profiles in PostgreSQL, for instances on several machines. */
 export class PostgresUserRepository implements UserRepository {
+  readonly outbox: PostgresOutbox<Topics>
+  readonly #announce: Announce
   readonly #pool: pg.Pool
   readonly #table: string
   readonly #schema: string
   #ready: Promise<void> | undefined
 
   /**
-   * `schema` holds the `users` table (created on first use with the schema itself); tests pass a
-   * unique one so that they never touch anyone else's tables.
+   * `schema` holds the `users` table and the outbox (created on first use with the schema
+   * itself); tests pass a unique one so that they never touch anyone else's tables. `announce`
+   * says what each write records in the outbox.
    */
-  constructor(connectionString: string, schema = 'public') {
+  constructor(connectionString: string, announce: Announce, schema = 'public') {
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`invalid PostgreSQL schema name "${schema}"`)
     this.#schema = schema
     this.#table = `"${schema}".users`
     this.#pool = new pg.Pool({ connectionString, max: 10 })
     // An idle client's error (a restarted server) must not crash the process; the pool replaces it.
     this.#pool.on('error', () => {})
+    this.outbox = postgresOutbox<Topics>({ pool: this.#pool, table: `${schema}.realtime_outbox` })
+    this.#announce = announce
   }
 
   /**
@@ -59,6 +65,7 @@ export class PostgresUserRepository implements UserRepository {
     } finally {
       client.release()
     }
+    await this.outbox.migrate()
   }
 
   async get(userId: string): Promise<User | null> {
@@ -91,12 +98,15 @@ export class PostgresUserRepository implements UserRepository {
            photo_url = EXCLUDED.photo_url, updated_at = EXCLUDED.updated_at`,
         [user.userId, user.tgUsername, user.photoUrl, updatedAt],
       )
-      return { ...user, updatedAt }
+      return (await this.#record(client, [{ ...user, updatedAt }]))[0] as User
     })
   }
 
   async update(userId: string, changes: UserChanges): Promise<User | null> {
-    return this.#transaction((client) => this.#apply(client, userId, changes))
+    return this.#transaction(async (client) => {
+      const user = await this.#apply(client, userId, changes)
+      return user && ((await this.#record(client, [user]))[0] as User)
+    })
   }
 
   async updateMany(items: UserUpdate[]): Promise<User[]> {
@@ -107,7 +117,7 @@ export class PostgresUserRepository implements UserRepository {
         if (!user) throw new UserNotFoundError(userId)
         users.push(user)
       }
-      return users
+      return this.#record(client, users)
     })
   }
 
@@ -129,6 +139,12 @@ export class PostgresUserRepository implements UserRepository {
     } finally {
       client.release()
     }
+  }
+
+  /** Records the write's announcements in the outbox, in the write's transaction (`client`). */
+  async #record(client: pg.PoolClient, users: User[]): Promise<User[]> {
+    for (const { topics, payload } of this.#announce(users)) await this.outbox.add(client, topics as never[], payload as never)
+    return users
   }
 
   async #apply(client: pg.PoolClient, userId: string, changes: UserChanges): Promise<User | null> {

@@ -1,4 +1,5 @@
-import type { User } from '../../shared/topics.js'
+import type { OutboxStore } from '@app/realtime/outbox'
+import type { Topics, User } from '../../shared/topics.js'
 
 /** Fields a write may change. `undefined` leaves a field as it is. */
 export interface UserChanges {
@@ -20,6 +21,18 @@ export class UserNotFoundError extends Error {
   }
 }
 
+/** One publish a write records in its transaction (the outbox): topics and the payload they all take. */
+export type Announcement =
+  | { topics: readonly ('profile' | `user:${string}`)[]; payload: Topics['profile'] }
+  | { topics: readonly ['cache:users']; payload: Topics['cache:users'] }
+
+/**
+ * What a write of these users announces, built by the app (the patches, the cache invalidation).
+ * The repository records it in the outbox in the write's own transaction: it is published if and
+ * only if the write commits, even if the process dies right after the commit.
+ */
+export type Announce = (users: User[]) => Announcement[]
+
 /**
  * Where profiles live. SQLite (one process or several on one machine) and PostgreSQL
  * (several machines) implement it; the same contract tests run against both.
@@ -34,6 +47,8 @@ export interface UserRepository {
   update(userId: string, changes: UserChanges): Promise<User | null>
   /** Applies every item in one transaction, or none (throws `UserNotFoundError`). */
   updateMany(items: UserUpdate[]): Promise<User[]>
+  /** The outbox every write records its announcements in; the app runs its relay. */
+  readonly outbox: OutboxStore
   close(): Promise<void>
 }
 

@@ -1,18 +1,24 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { sqliteOutbox, type SqliteOutbox } from '@app/realtime/outbox'
 import Database from 'better-sqlite3'
-import type { User } from '../../shared/topics.js'
-import { applyChanges, nextUpdatedAt, toUser, UserNotFoundError, type UserChanges, type UserRepository, type UserRow as Row, type UserUpdate } from './repository.js'
+import type { Topics, User } from '../../shared/topics.js'
+import { applyChanges, nextUpdatedAt, toUser, UserNotFoundError, type Announce, type UserChanges, type UserRepository, type UserRow as Row, type UserUpdate } from './repository.js'
 
 /** Profiles in one SQLite file; WAL mode lets several processes on one machine share it. */
 export class SqliteUserRepository implements UserRepository {
+  readonly outbox: SqliteOutbox<Topics>
+  readonly #announce: Announce
   readonly #db: Database.Database
   readonly #getStmt: Database.Statement<[string], Row>
   readonly #upsertStmt: Database.Statement<[string, string, string | null, string]>
   readonly #updateStmt: Database.Statement<[string, string | null, string, string]>
 
-  /** Opens (and creates, with its schema) the database at `file`; ':memory:' for a private one. */
-  constructor(file: string) {
+  /**
+   * Opens (and creates, with its schema and outbox) the database at `file`; ':memory:' for a
+   * private one. `announce` says what each write records in the outbox.
+   */
+  constructor(file: string, announce: Announce) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true })
     this.#db = new Database(file)
     // Another instance may hold the write lock for a moment (even while switching to WAL): wait.
@@ -24,6 +30,9 @@ export class SqliteUserRepository implements UserRepository {
       photo_url   TEXT,
       updated_at  TEXT NOT NULL
     )`)
+    this.outbox = sqliteOutbox<Topics>({ db: this.#db })
+    this.outbox.migrate()
+    this.#announce = announce
     this.#getStmt = this.#db.prepare('SELECT * FROM users WHERE user_id = ?')
     this.#upsertStmt = this.#db.prepare(`INSERT INTO users (user_id, tg_username, photo_url, updated_at)
       VALUES (?, ?, ?, ?)
@@ -52,29 +61,42 @@ export class SqliteUserRepository implements UserRepository {
       const previous = this.#getStmt.get(user.userId)
       const updatedAt = nextUpdatedAt(previous?.updated_at)
       this.#upsertStmt.run(user.userId, user.tgUsername, user.photoUrl, updatedAt)
-      return { ...user, updatedAt }
+      return this.#record([{ ...user, updatedAt }])[0] as User
     }).immediate()
   }
 
   async update(userId: string, changes: UserChanges): Promise<User | null> {
-    return this.#db.transaction(() => this.#apply(userId, changes)).immediate()
+    return this.#db
+      .transaction(() => {
+        const user = this.#apply(userId, changes)
+        return user && (this.#record([user])[0] as User)
+      })
+      .immediate()
   }
 
   async updateMany(items: UserUpdate[]): Promise<User[]> {
     return this.#db
       .transaction(() =>
-        items.map(({ userId, changes }) => {
-          const user = this.#apply(userId, changes)
-          // Throwing inside the transaction function rolls every item back.
-          if (!user) throw new UserNotFoundError(userId)
-          return user
-        }),
+        this.#record(
+          items.map(({ userId, changes }) => {
+            const user = this.#apply(userId, changes)
+            // Throwing inside the transaction function rolls every item back.
+            if (!user) throw new UserNotFoundError(userId)
+            return user
+          }),
+        ),
       )
       .immediate()
   }
 
   async close(): Promise<void> {
     this.#db.close()
+  }
+
+  /** Records the write's announcements in the outbox (inside the write's transaction). */
+  #record(users: User[]): User[] {
+    for (const { topics, payload } of this.#announce(users)) this.outbox.add(topics as never[], payload as never)
+    return users
   }
 
   #apply(userId: string, changes: UserChanges): User | null {
