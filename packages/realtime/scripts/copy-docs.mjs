@@ -6,7 +6,7 @@ import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const SHIPPED = ['PROTOCOL.md', 'api', 'examples', 'scaling.md', 'security.md', 'observability.md', 'activity-dashboard.png']
+const SHIPPED = ['PROTOCOL.md', 'api', 'examples', 'scaling.md', 'security.md', 'observability.md', 'outbox.md', 'activity-dashboard.png']
 
 const here = dirname(fileURLToPath(import.meta.url))
 const from = join(here, '..', '..', '..', 'docs')
