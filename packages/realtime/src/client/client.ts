@@ -10,7 +10,7 @@ import {
   type ServerFrame,
 } from '../protocol.js'
 import type { PatchMessage, Position, TopicMap, TopicName } from '../topics.js'
-import { TopicSubscription, type SubscriptionState } from './subscription.js'
+import { TopicSubscription, type Subscription, type SubscriptionState } from './subscription.js'
 
 /** The connection state of a client. The `state` event fires on real changes only. */
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected'
@@ -56,6 +56,11 @@ export interface RealtimeClientOptions {
 
 /** A realtime client. Topics and payloads are checked against `T`. */
 export interface RealtimeClient<T extends TopicMap = TopicMap> {
+  /**
+   * The subscription object of `topic`: the same object while it is held or listened to. It holds
+   * no reference until its `subscribe()`. Throws `INVALID_TOPIC` for a bad name.
+   */
+  subscription<K extends TopicName<T>>(topic: K): Subscription<T, K>
   /** Adds a reference to `topic`; the first one subscribes on the wire. */
   subscribe<K extends TopicName<T>>(topic: K): void
   /** Drops a reference; the last one unsubscribes on the wire. */
@@ -112,6 +117,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
   function emitError(code: RealtimeErrorCode, message: string, topic?: string): void {
     const error = new RealtimeError(code, message) as RealtimeError & { topic?: string }
     if (topic !== undefined) error.topic = topic
+    if (topic !== undefined) subscriptions.get(topic)?.emit('error', error)
     // An EventEmitter without listeners would be silent; that is what we want for a client.
     emitter.emit('error', error)
   }
@@ -130,7 +136,8 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     clearTimeout(sub.retryTimer)
     sub.retryTimer = undefined
     sub.requestId = ++nextId
-    sub.state = 'subscribing'
+    sub.onWire = true
+    sub.setState('subscribing')
     sub.sentSince = sub.position !== undefined
     const frame: ClientFrame = { type: 'subscribe', id: sub.requestId, topic: sub.topic }
     if (sub.position) frame.since = sub.position
@@ -194,7 +201,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
         unref(pingTimer)
         scheduleReauth(frame.expiresAt)
         setState('connected')
-        for (const sub of subscriptions.values()) sendSubscribe(sub)
+        for (const sub of subscriptions.values()) if (sub.refs > 0) sendSubscribe(sub)
         return
       }
       case 'authenticated':
@@ -202,22 +209,30 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
         return
       case 'subscribed': {
         const sub = subscriptions.get(frame.topic)
-        if (!sub || (frame.id !== undefined && frame.id !== sub.requestId)) return
+        // A late reply for a subscription dropped since (refs 0) is stale too.
+        if (!sub || sub.refs === 0 || (frame.id !== undefined && frame.id !== sub.requestId)) return
         // An unasked `subscribed` on a live topic: the server's bus lost messages we may not have seen.
         const resync = !frame.recovered && (sub.sentSince || (frame.id === undefined && sub.state === 'subscribed'))
-        sub.state = 'subscribed'
         sub.retries = 0
         const position = { epoch: frame.epoch, offset: frame.offset }
         // Recovered: the missed patches follow and advance the position one by one.
         if (!frame.recovered || !sub.position) sub.position = position
-        emitter.emit('subscribed', frame.topic as TopicName<T>, { recovered: frame.recovered, position })
-        if (resync) emitter.emit('resync', frame.topic as TopicName<T>)
+        sub.setState('subscribed')
+        const info = { recovered: frame.recovered, position }
+        sub.emit('subscribed', info)
+        emitter.emit('subscribed', frame.topic as TopicName<T>, info)
+        if (resync) {
+          sub.emit('resync')
+          emitter.emit('resync', frame.topic as TopicName<T>)
+        }
         return
       }
       case 'patch': {
         const sub = subscriptions.get(frame.topic)
         if (!sub || sub.state !== 'subscribed') return
         sub.position = { epoch: frame.epoch, offset: frame.offset }
+        // The topic's own listeners (hooks) first; client-wide ones see every topic.
+        sub.emit('patch', frame as never)
         emitter.emit('patch', frame as unknown as PatchMessage<T>)
         return
       }
@@ -226,8 +241,9 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
         // Unasked: the server revoked it. Forget it so a later subscribe starts afresh.
         const sub = subscriptions.get(frame.topic)
         if (sub) {
-          clearTimeout(sub.retryTimer)
-          subscriptions.delete(frame.topic)
+          sub.refs = 0
+          sub.emit('unsubscribed', frame.reason)
+          forget(sub)
         }
         emitter.emit('unsubscribed', frame.topic as TopicName<T>, frame.reason)
         return
@@ -239,14 +255,19 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
           if (frame.code === 'INTERNAL' || frame.code === 'RATE_LIMITED') {
             // The server could not serve it now (its bus is down, or we were too fast): retry.
             const delay = SUBSCRIBE_RETRY_MS[Math.min(sub.retries++, SUBSCRIBE_RETRY_MS.length - 1)] as number
-            sub.state = 'subscribing'
+            sub.onWire = false
             sub.retryTimer = setTimeout(() => {
-              if (subscriptions.get(sub.topic) === sub && welcomed) sendSubscribe(sub)
+              if (subscriptions.get(sub.topic) === sub && sub.refs > 0 && welcomed) sendSubscribe(sub)
             }, delay)
             unref(sub.retryTimer)
+            emitError(frame.code, frame.message, topic)
           } else {
-            sub.state = 'unsubscribed'
+            sub.onWire = false
+            // The error first, so a `ready()` waiting on the state can say why.
+            emitError(frame.code, frame.message, topic)
+            sub.setState('unsubscribed')
           }
+          return
         }
         emitError(frame.code, frame.message, topic)
         return
@@ -275,7 +296,9 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     clearTimeout(authTimer)
     for (const sub of subscriptions.values()) {
       clearTimeout(sub.retryTimer)
-      sub.state = 'unsubscribed'
+      sub.onWire = false
+      // Still wanted: it is re-subscribed after the next `welcome`.
+      if (sub.state === 'subscribed') sub.setState('subscribing')
     }
     if (event.code === CloseCode.Unauthorized) {
       emitError('UNAUTHORIZED', `the server refused the credentials (${event.reason || 'unauthorized'})`)
@@ -312,42 +335,77 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     for (const topic of pendingUnsubscribe) {
       const sub = subscriptions.get(topic)
       if (!sub || sub.refs > 0) continue
-      clearTimeout(sub.retryTimer)
-      subscriptions.delete(topic)
-      if (welcomed) send({ type: 'unsubscribe', id: ++nextId, topic })
+      if (sub.onWire && welcomed) send({ type: 'unsubscribe', id: ++nextId, topic })
+      forget(sub)
     }
     pendingUnsubscribe.clear()
   }
 
-  if (!options.lazy) connect()
+  /** Ends a subscription with no references: a later subscribe starts afresh (no `since`). */
+  function forget(sub: TopicSubscription): void {
+    clearTimeout(sub.retryTimer)
+    sub.onWire = false
+    sub.position = undefined
+    sub.retries = 0
+    sub.setState('unsubscribed')
+    // Kept while someone listens, so a held object stays the topic's object.
+    if (!sub.listened && subscriptions.get(sub.topic) === sub) subscriptions.delete(sub.topic)
+  }
 
-  const client: RealtimeClient<T> = {
-    subscribe(topic) {
+  const host = {
+    retain(sub: TopicSubscription): void {
       if (closed) {
         // Not a throw: a React effect re-run against a closed client (StrictMode, a stale
         // provider) must not crash the tree. The app still hears of it.
-        emitError('CLOSED', `subscribe("${topic}") on a closed client: ignored`, topic)
+        emitError('CLOSED', `subscribe("${sub.topic}") on a closed client: ignored`, sub.topic)
         return
       }
-      if (!isValidTopic(topic)) throw new RealtimeError('INVALID_TOPIC', `invalid topic ${JSON.stringify(String(topic).slice(0, 50))}`)
-      let sub = subscriptions.get(topic)
-      if (!sub) {
-        sub = new TopicSubscription(topic)
-        subscriptions.set(topic, sub)
-      }
+      const current = subscriptions.get(sub.topic)
+      // A forgotten object held by the app: the topic's current object takes the reference.
+      if (current && current !== sub) return host.retain(current)
+      if (!current) subscriptions.set(sub.topic, sub)
       sub.refs++
-      if (sub.refs === 1 && sub.state === 'unsubscribed' && welcomed) sendSubscribe(sub)
+      if (sub.refs === 1) {
+        if (sub.state === 'unsubscribed') sub.setState('subscribing')
+        if (welcomed && !sub.onWire) sendSubscribe(sub)
+      }
       connect()
     },
-    unsubscribe(topic) {
-      const sub = subscriptions.get(topic)
-      if (!sub || sub.refs === 0) return
+    release(sub: TopicSubscription): void {
+      const current = subscriptions.get(sub.topic)
+      if (current && current !== sub) return host.release(current)
+      if (sub.refs === 0) return
       sub.refs--
       if (sub.refs > 0) return
       // Deferred: a resubscribe in the same tick (React StrictMode's remount) keeps the one wire
       // subscription instead of unsubscribing and subscribing again.
       if (pendingUnsubscribe.size === 0) queueMicrotask(flushUnsubscribes)
-      pendingUnsubscribe.add(topic)
+      pendingUnsubscribe.add(sub.topic)
+    },
+  }
+
+  function subscriptionOf(topic: string): TopicSubscription {
+    if (!isValidTopic(topic)) throw new RealtimeError('INVALID_TOPIC', `invalid topic ${JSON.stringify(String(topic).slice(0, 50))}`)
+    let sub = subscriptions.get(topic)
+    if (!sub) {
+      sub = new TopicSubscription(topic, host)
+      subscriptions.set(topic, sub)
+    }
+    return sub
+  }
+
+  if (!options.lazy) connect()
+
+  const client: RealtimeClient<T> = {
+    subscription(topic) {
+      return subscriptionOf(topic) as unknown as Subscription<T, typeof topic>
+    },
+    subscribe(topic) {
+      if (closed) return host.retain(new TopicSubscription(topic, host))
+      subscriptionOf(topic).subscribe()
+    },
+    unsubscribe(topic) {
+      subscriptions.get(topic)?.unsubscribe()
     },
     on(event, listener) {
       emitter.on(event, listener as never)
@@ -384,7 +442,10 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
       clearTimeout(idleTimer)
       clearInterval(pingTimer)
       clearTimeout(authTimer)
-      for (const sub of subscriptions.values()) clearTimeout(sub.retryTimer)
+      for (const sub of subscriptions.values()) {
+        clearTimeout(sub.retryTimer)
+        sub.setState('unsubscribed')
+      }
       socket?.close(CloseCode.Normal, 'client closed')
       setState('disconnected')
     },

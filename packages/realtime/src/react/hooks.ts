@@ -10,6 +10,7 @@ import {
   type ReactNode,
 } from 'react'
 import type { ConnectionState, RealtimeClient } from '../client/client.js'
+import type { TopicPatch } from '../client/subscription.js'
 import type { TopicMap, TopicName } from '../topics.js'
 import { safeMerge } from './merge.js'
 
@@ -38,15 +39,6 @@ export interface UseTopicOptions<T extends TopicMap, K extends TopicName<T>> {
   onResync?: (topic: K) => void
 }
 
-/** The patch message type for one topic. */
-export interface TopicPatch<T extends TopicMap, K extends TopicName<T>> {
-  type: 'patch'
-  topic: K
-  payload: T[K]
-  offset: string
-  epoch: string
-}
-
 /**
  * Subscribes to `topic` while mounted and calls `onPatch` for each of its patches. The latest
  * `onPatch` is always used (no stale closure) and a new function does not resubscribe; only a
@@ -68,34 +60,18 @@ export function useTopic<T extends TopicMap, K extends TopicName<T>>(
       setStatus('unsubscribed')
       return
     }
-    setStatus(client.subscriptionState(topic) === 'subscribed' ? 'subscribed' : 'subscribing')
-    const offPatch = client.on('patch', (message) => {
-      if (message.topic === topic) latest.current.onPatch(message as TopicPatch<T, K>)
-    })
-    const offResync = client.on('resync', (t) => {
-      if (t === topic) latest.current.options.onResync?.(topic)
-    })
-    const offSubscribed = client.on('subscribed', (t) => {
-      if (t === topic) setStatus('subscribed')
-    })
-    const offState = client.on('state', (state) => {
-      if (state !== 'connected') setStatus('subscribing')
-    })
-    const offUnsubscribed = client.on('unsubscribed', (t) => {
-      if (t === topic) setStatus('unsubscribed')
-    })
-    const offError = client.on('error', (error) => {
-      if (error.topic === topic && client.subscriptionState(topic) === 'unsubscribed') setStatus('unsubscribed')
-    })
-    client.subscribe(topic)
+    // The topic's own subscription object: a patch of another topic never reaches this hook.
+    const sub = client.subscription(topic)
+    const offs = [
+      sub.on('patch', (message) => latest.current.onPatch(message)),
+      sub.on('resync', () => latest.current.options.onResync?.(topic)),
+      sub.on('state', setStatus),
+    ]
+    sub.subscribe()
+    setStatus(sub.state)
     return () => {
-      offPatch()
-      offResync()
-      offSubscribed()
-      offState()
-      offUnsubscribed()
-      offError()
-      client.unsubscribe(topic)
+      for (const off of offs) off()
+      sub.unsubscribe()
     }
   }, [client, topic, enabled])
 

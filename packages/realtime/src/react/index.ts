@@ -8,9 +8,9 @@ export {
   useRealtimeClient,
   useTopic,
   useTopicState,
-  type TopicPatch,
   type TopicStatus,
   type UseTopicOptions,
   type UseTopicStateOptions,
 } from './hooks.js'
 export { safeMerge } from './merge.js'
+export type { TopicPatch } from '../client/subscription.js'
