@@ -5,7 +5,7 @@ import { StrictMode, useState } from 'react'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { RealtimeClient } from '../src/client/index.js'
 import { createRealtimeServer } from '../src/server/index.js'
-import { RealtimeProvider, useConnectionState, useTopic, useTopicState } from '../src/react/index.js'
+import { createRealtimeHooks, RealtimeProvider, useConnectionState, useTopic, useTopicState } from '../src/react/index.js'
 import { connectClient, startServer, type TestServer } from './utils/server.js'
 
 type Profile = { userId: string; tgUsername: string; photoUrl?: string }
@@ -204,5 +204,39 @@ describe('useTopic dispatch', () => {
       EventEmitter.prototype.emit = emit
     }
     expect(listenerCalls).toBe(3)
+  })
+})
+
+describe('createRealtimeHooks<Topics>()', () => {
+  const typed = createRealtimeHooks<Topics>()
+
+  it('works with no type arguments, one wire subscription under StrictMode, and useSubscription holds the object', async () => {
+    const { server, client } = await setup()
+    let seenOffset: string | undefined
+    function Card() {
+      const [profile, , { status }] = typed.useTopicState('user:9', { userId: '9', tgUsername: 'before' })
+      const { subscription } = typed.useSubscription('user:9')
+      // Re-renders on its state only; the patch re-renders through useTopicState.
+      seenOffset = subscription?.position?.offset
+      const state = typed.useConnectionState()
+      return (
+        <p data-testid="card">
+          {profile.tgUsername}/{status}/{state}
+        </p>
+      )
+    }
+    render(
+      <StrictMode>
+        <typed.RealtimeProvider client={client}>
+          <Card />
+        </typed.RealtimeProvider>
+      </StrictMode>,
+    )
+    await waitFor(() => expect(screen.getByTestId('card').textContent).toBe('before/subscribed/connected'))
+    expect(wireSubscribes).toEqual(['user:9'])
+    const published = await act(() => server.realtime.publishTopic('user:9', { userId: '9', tgUsername: 'after' }))
+    await waitFor(() => expect(screen.getByTestId('card').textContent).toBe('after/subscribed/connected'))
+    expect(client.subscription('user:9').position).toEqual(published)
+    await waitFor(() => expect(seenOffset).toBe(published.offset))
   })
 })
