@@ -328,7 +328,30 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     socket.addEventListener('message', onMessage as never)
     socket.addEventListener('close', onClose as never)
     // Errors show up as closes too; the listener keeps them from being thrown in some runtimes.
-    socket.addEventListener('error', () => undefined)
+    socket.addEventListener('error', ignore)
+  }
+
+  /**
+   * Reconnects now, whatever the socket is doing. An open socket is dropped and reconnected at
+   * once by reconnecting-websocket itself; one waiting out a backoff delay cannot be: it holds a
+   * connect lock until the wait ends. That one is closed for good (its pending wait then creates
+   * nothing) and replaced by a fresh socket, which connects with no delay.
+   */
+  function reconnectNow(code?: number, reason?: string): void {
+    if (closed) return
+    if (socket && socket.readyState === 1) return socket.reconnect(code, reason)
+    const old = socket
+    socket = undefined
+    if (old) {
+      old.removeEventListener('open', onOpen)
+      old.removeEventListener('message', onMessage as never)
+      old.removeEventListener('close', onClose as never)
+      old.removeEventListener('error', ignore)
+      old.close()
+    }
+    stopAfterClose = false
+    setState('connecting')
+    connect()
   }
 
   function flushUnsubscribes(): void {
@@ -432,9 +455,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
       return connectionId
     },
     reconnect() {
-      if (closed) return
-      if (!socket) connect()
-      else socket.reconnect()
+      reconnectNow()
     },
     close() {
       if (closed) return
@@ -469,6 +490,8 @@ function withErrorGuard(Impl: WebSocketLike | undefined): WebSocketLike {
     }
   }
 }
+
+function ignore(): void {}
 
 function unref(timer: unknown): void {
   ;(timer as { unref?: () => void }).unref?.()
