@@ -10,6 +10,7 @@ import {
   type ServerFrame,
 } from '../protocol.js'
 import type { PatchMessage, Position, TopicMap, TopicName } from '../topics.js'
+import { browserOnline, watchPageLifecycle } from './lifecycle.js'
 import { TopicSubscription, type Subscription, type SubscriptionState } from './subscription.js'
 
 /** The connection state of a client. The `state` event fires on real changes only. */
@@ -52,6 +53,12 @@ export interface RealtimeClientOptions {
   idleTimeoutMs?: number
   /** Connect on creation (default) or on the first `subscribe`. */
   lazy?: boolean
+  /**
+   * In a browser, check the connection when the page wakes up (visible again, `pageshow`,
+   * `online`, `resume`): a `ping` that must be answered within this time, or the client
+   * reconnects and recovers at once. `0` turns the page-lifecycle handling off. Default: 2000.
+   */
+  wakeCheckTimeoutMs?: number
 }
 
 /** A realtime client. Topics and payloads are checked against `T`. */
@@ -105,6 +112,9 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
   let authTimer: ReturnType<typeof setTimeout> | undefined
   let stopAfterClose = false
   let socket: ReconnectingWebSocket | undefined
+  /** Set by the browser's `offline` event until the network is back: the state reads `disconnected`. */
+  let offline = false
+  let wakeCheck: ReturnType<typeof setTimeout> | undefined
 
   const WebSocketImpl = withErrorGuard(options.WebSocket ?? (globalThis as { WebSocket?: WebSocketLike }).WebSocket)
 
@@ -145,6 +155,9 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
   }
 
   function touch(): void {
+    // Any frame proves the connection alive: a pending wake check has its answer.
+    clearTimeout(wakeCheck)
+    wakeCheck = undefined
     clearTimeout(idleTimer)
     const timeout = options.idleTimeoutMs ?? heartbeatMs * 2
     if (!(timeout > 0)) return
@@ -193,6 +206,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     switch (frame.type) {
       case 'welcome': {
         welcomed = true
+        offline = false
         connectionId = frame.connectionId
         if (typeof frame.heartbeatMs === 'number' && frame.heartbeatMs > 0) heartbeatMs = frame.heartbeatMs
         touch()
@@ -279,6 +293,8 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
 
   function onMessage(event: { data: unknown }): void {
     touch()
+    // The answer to a wake check after `online`: the kept socket survived the cut.
+    if (welcomed && !offline) setState('connected')
     if (typeof event.data !== 'string') return
     const parsed = parseServerFrame(event.data)
     if (!parsed.ok) {
@@ -289,6 +305,10 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
   }
 
   function onClose(event: { code: number; reason?: string }): void {
+    // Closed while a wake check was pending: the page is awake and the socket dead, so no backoff.
+    const waking = wakeCheck !== undefined
+    clearTimeout(wakeCheck)
+    wakeCheck = undefined
     welcomed = false
     connectionId = undefined
     clearTimeout(idleTimer)
@@ -310,8 +330,39 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
       setState('disconnected')
       return
     }
-    setState('connecting')
+    setState(offline ? 'disconnected' : 'connecting')
+    if (waking && !offline) queueMicrotask(() => reconnectNow())
   }
+
+  /**
+   * The page is back (visible, shown, online, resumed). A socket that died while it slept would
+   * be noticed only by the idle timeout (twice the heartbeat), and one waiting out a backoff only
+   * when the wait ends: check now. Not open: connect now. Open: a `ping`, and reconnect if nothing
+   * comes back within `wakeCheckTimeoutMs`.
+   */
+  function onWake(): void {
+    if (closed || stopAfterClose || !socket || !browserOnline()) return
+    offline = false
+    if (socket.readyState !== 1) return reconnectNow()
+    if (state === 'disconnected') setState('connecting')
+    if (wakeCheck !== undefined) return
+    wakeCheck = setTimeout(() => {
+      wakeCheck = undefined
+      reconnectNow(CloseCode.HeartbeatTimeout, 'no answer after wake')
+    }, options.wakeCheckTimeoutMs ?? 2000)
+    unref(wakeCheck)
+    if (welcomed) send({ type: 'ping', id: ++nextId })
+  }
+
+  function onOffline(): void {
+    if (closed || stopAfterClose) return
+    offline = true
+    // Said at once, so the page does not show stale data as live; the socket is kept (a short
+    // cut may not have broken it) and checked when the network is back.
+    setState('disconnected')
+  }
+
+  const stopWatchingPage = options.wakeCheckTimeoutMs === 0 ? () => undefined : watchPageLifecycle({ wake: onWake, offline: onOffline })
 
   function connect(): void {
     if (socket || closed) return
@@ -339,6 +390,8 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
    */
   function reconnectNow(code?: number, reason?: string): void {
     if (closed) return
+    clearTimeout(wakeCheck)
+    wakeCheck = undefined
     if (socket && socket.readyState === 1) return socket.reconnect(code, reason)
     const old = socket
     socket = undefined
@@ -350,7 +403,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
       old.close()
     }
     stopAfterClose = false
-    setState('connecting')
+    setState(offline ? 'disconnected' : 'connecting')
     connect()
   }
 
@@ -460,6 +513,8 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     close() {
       if (closed) return
       closed = true
+      stopWatchingPage()
+      clearTimeout(wakeCheck)
       clearTimeout(idleTimer)
       clearInterval(pingTimer)
       clearTimeout(authTimer)
