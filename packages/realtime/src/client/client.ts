@@ -337,13 +337,15 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
   /**
    * The page is back (visible, shown, online, resumed). A socket that died while it slept would
    * be noticed only by the idle timeout (twice the heartbeat), and one waiting out a backoff only
-   * when the wait ends: check now. Not open: connect now. Open: a `ping`, and reconnect if nothing
-   * comes back within `wakeCheckTimeoutMs`.
+   * when the wait ends: check now. Waiting: connect now. Open (or connecting): a `ping` when
+   * welcomed, and reconnect if no frame comes within `wakeCheckTimeoutMs`.
    */
   function onWake(): void {
     if (closed || stopAfterClose || !socket || !browserOnline()) return
     offline = false
-    if (socket.readyState !== 1) return reconnectNow()
+    // CLOSING or CLOSED: waiting out a backoff delay. (Wake events come in bunches: only this
+    // case replaces the socket, so the next ones do not restart an attempt already under way.)
+    if (socket.readyState >= 2) return reconnectNow()
     if (state === 'disconnected') setState('connecting')
     if (wakeCheck !== undefined) return
     wakeCheck = setTimeout(() => {
