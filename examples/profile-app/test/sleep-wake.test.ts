@@ -134,7 +134,10 @@ describe('a page that slept', () => {
       `shows the second change within ${BOUND_MS} ms (p95) after ${CUT_MS / 1000} s ${sleep.name}, with no reload`,
       async () => {
         const figures: number[] = []
-        for (let n = 0; n < TRIALS; n++) figures.push(await trial(sleep, n))
+        for (let n = 0; n < TRIALS; n++) {
+          figures.push(await trial(sleep, n))
+          if (LONG) console.log(`${sleep.name} trial ${n + 1}/${TRIALS}: ${figures.at(-1)!.toFixed(0)} ms`)
+        }
         const sorted = [...figures].sort((a, b) => a - b)
         const p50 = percentile(sorted, 50)
         const p95 = percentile(sorted, 95)
