@@ -94,6 +94,17 @@ describe('the page lifecycle', () => {
       expect(server.realtime.stats().connections).toBe(1)
     })
 
+    it("puts a lazy client not connected yet back to connecting on 'online'", async () => {
+      server = await startServer()
+      const c = client(server.url, { lazy: true })
+      window.dispatchEvent(new Event('offline'))
+      expect(c.state).toBe('disconnected')
+      window.dispatchEvent(new Event('online'))
+      expect(c.state).toBe('connecting')
+      await liveOn('t', c)
+      expect(c.state).toBe('connected')
+    })
+
     it("connects at once on 'online' while waiting out a long backoff", async () => {
       const first = await startServer()
       const c = client(first.url, { reconnect: { minDelayMs: 5000, maxDelayMs: 10_000 } })

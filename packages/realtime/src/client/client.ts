@@ -341,8 +341,10 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
    * welcomed, and reconnect if no frame comes within `wakeCheckTimeoutMs`.
    */
   function onWake(): void {
-    if (closed || stopAfterClose || !socket || !browserOnline()) return
+    if (closed || stopAfterClose || !browserOnline()) return
     offline = false
+    // A lazy client not connected yet: only the state to restore.
+    if (!socket) return setState('connecting')
     // CLOSING or CLOSED: waiting out a backoff delay. (Wake events come in bunches: only this
     // case replaces the socket, so the next ones do not restart an attempt already under way.)
     if (socket.readyState >= 2) return reconnectNow()
