@@ -4,9 +4,12 @@
  *
  * ```ts
  * type Topics = { profile: ProfileUpdated; [k: `user:${string}`]: ProfileUpdated }
+ * // or: interface Topics { profile: ProfileUpdated; [k: `user:${string}`]: ProfileUpdated }
  * ```
  */
-export type TopicMap = Record<string, unknown>
+// `any`, not `unknown`: an `interface` has no implicit index signature, so only an index
+// signature of `any` accepts one (`RealtimeRegister` and most apps' maps are interfaces).
+export type TopicMap = Record<string, any>
 
 /** Any topic name the map accepts: its literal keys and every string matching its patterns. */
 export type TopicName<T extends TopicMap> = keyof T & string

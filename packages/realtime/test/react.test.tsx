@@ -1,10 +1,11 @@
 // @vitest-environment jsdom
 import { act, cleanup, render, screen, waitFor } from '@testing-library/react'
+import { EventEmitter } from 'eventemitter3'
 import { StrictMode, useState } from 'react'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { RealtimeClient } from '../src/client/index.js'
 import { createRealtimeServer } from '../src/server/index.js'
-import { RealtimeProvider, useConnectionState, useTopic, useTopicState } from '../src/react/index.js'
+import { createRealtimeHooks, RealtimeProvider, useConnectionState, useTopic, useTopicState } from '../src/react/index.js'
 import { useClient, useServer } from './utils/harness.js'
 import type { TestServer } from './utils/server.js'
 
@@ -144,5 +145,92 @@ describe('RealtimeProvider + hooks', () => {
     server.realtime = createRealtimeServer<Topics>({ server: server.http })
     await waitFor(() => expect(resyncs).toEqual(['profile']))
     expect(screen.getByTestId('conn').textContent).toBe('connected')
+  })
+})
+
+describe('useTopic dispatch', () => {
+  it('never runs a hook on topic A for a patch of topic B', async () => {
+    const { server, client } = await setup()
+    const calls: string[] = []
+    function Feed({ topic }: { topic: `user:${string}` }) {
+      const { status } = useTopic<Topics, typeof topic>(topic, (msg) => calls.push(`${topic}:${msg.payload.tgUsername}`))
+      return <p data-testid={topic}>{status}</p>
+    }
+    render(
+      <RealtimeProvider client={client}>
+        <Feed topic="user:a" />
+        <Feed topic="user:b" />
+      </RealtimeProvider>,
+    )
+    await waitFor(() => expect(screen.getByTestId('user:a').textContent).toBe('subscribed'))
+    await waitFor(() => expect(screen.getByTestId('user:b').textContent).toBe('subscribed'))
+    await act(() => server.realtime.publishTopic('user:b', { userId: 'b', tgUsername: 'bee' }))
+    await waitFor(() => expect(calls).toEqual(['user:b:bee']))
+    await act(() => server.realtime.publishTopic('user:b', { userId: 'b', tgUsername: 'bee2' }))
+    await waitFor(() => expect(calls).toEqual(['user:b:bee', 'user:b:bee2']))
+  })
+
+  it('makes one listener call per patch with 50 hooks on 50 topics', async () => {
+    const { server, client } = await setup()
+    const topics = Array.from({ length: 50 }, (_, i) => `user:${i}` as const)
+    render(
+      <RealtimeProvider client={client}>
+        {topics.map((topic) => (
+          <Name key={topic} topic={topic} label={topic} />
+        ))}
+      </RealtimeProvider>,
+    )
+    await waitFor(() => expect(topics.every((t) => client.subscriptionState(t) === 'subscribed')).toBe(true))
+    // Every 'patch' emit of every emitter (the client's and each subscription's), weighted by
+    // how many listeners it calls.
+    let listenerCalls = 0
+    const emit = EventEmitter.prototype.emit
+    EventEmitter.prototype.emit = function (this: EventEmitter, event: string | symbol, ...args: unknown[]) {
+      if (event === 'patch') listenerCalls += this.listenerCount(event)
+      return emit.call(this, event, ...(args as []))
+    } as typeof emit
+    try {
+      for (const n of [7, 23, 49]) {
+        await act(() => server.realtime.publishTopic(`user:${n}`, { userId: String(n), tgUsername: `name-${n}` }))
+        await waitFor(() => expect(screen.getByTestId(`user:${n}`).textContent).toBe(`name-${n}`))
+      }
+    } finally {
+      EventEmitter.prototype.emit = emit
+    }
+    expect(listenerCalls).toBe(3)
+  })
+})
+
+describe('createRealtimeHooks<Topics>()', () => {
+  const typed = createRealtimeHooks<Topics>()
+
+  it('works with no type arguments, one wire subscription under StrictMode, and useSubscription holds the object', async () => {
+    const { server, client } = await setup()
+    let seenOffset: string | undefined
+    function Card() {
+      const [profile, , { status }] = typed.useTopicState('user:9', { userId: '9', tgUsername: 'before' })
+      const { subscription } = typed.useSubscription('user:9')
+      // Re-renders on its state only; the patch re-renders through useTopicState.
+      seenOffset = subscription?.position?.offset
+      const state = typed.useConnectionState()
+      return (
+        <p data-testid="card">
+          {profile.tgUsername}/{status}/{state}
+        </p>
+      )
+    }
+    render(
+      <StrictMode>
+        <typed.RealtimeProvider client={client}>
+          <Card />
+        </typed.RealtimeProvider>
+      </StrictMode>,
+    )
+    await waitFor(() => expect(screen.getByTestId('card').textContent).toBe('before/subscribed/connected'))
+    expect(wireSubscribes).toEqual(['user:9'])
+    const published = await act(() => server.realtime.publishTopic('user:9', { userId: '9', tgUsername: 'after' }))
+    await waitFor(() => expect(screen.getByTestId('card').textContent).toBe('after/subscribed/connected'))
+    expect(client.subscription('user:9').position).toEqual(published)
+    await waitFor(() => expect(seenOffset).toBe(published.offset))
   })
 })

@@ -1,4 +1,4 @@
-import { useConnectionState } from '@app/realtime/react'
+import { useConnectionState } from './realtime.js'
 
 const LABELS = { connected: 'Live', connecting: 'Connecting…', disconnected: 'Offline' } as const
 

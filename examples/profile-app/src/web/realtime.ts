@@ -1,23 +1,12 @@
 /** The realtime hooks bound to the app's topic map, so call sites need no type arguments. */
-import { useTopic, useTopicState, type TopicPatch, type UseTopicOptions, type UseTopicStateOptions } from '@app/realtime/react'
-import type { TopicName } from '@app/realtime/client'
+import { createRealtimeHooks } from '@app/realtime/react'
 import type { Topics } from '../shared/topics.js'
 
-export function useAppTopic<K extends TopicName<Topics>>(
-  topic: K,
-  onPatch: (message: TopicPatch<Topics, K>) => void,
-  options?: UseTopicOptions<Topics, K>,
-) {
-  return useTopic<Topics, K>(topic, onPatch, options)
-}
+export const { RealtimeProvider, useTopic, useTopicState, useConnectionState, useSubscription, useRealtimeClient } =
+  createRealtimeHooks<Topics>()
 
-export function useAppTopicState<K extends TopicName<Topics>, S>(
-  topic: K,
-  initial: S | (() => S),
-  options?: UseTopicStateOptions<Topics, K, S>,
-) {
-  return useTopicState<Topics, K, S>(topic, initial, options)
-}
+// The names the components were written against.
+export { useTopic as useAppTopic, useTopicState as useAppTopicState }
 
 /** The page's WebSocket endpoint (same host, `/ws`). */
 export function realtimeUrl(): string {

@@ -10,7 +10,8 @@ import {
   type ServerFrame,
 } from '../protocol.js'
 import type { PatchMessage, Position, TopicMap, TopicName } from '../topics.js'
-import { TopicSubscription, type SubscriptionState } from './subscription.js'
+import { browserOnline, watchPageLifecycle } from './lifecycle.js'
+import { TopicSubscription, type Subscription, type SubscriptionState } from './subscription.js'
 
 /** The connection state of a client. The `state` event fires on real changes only. */
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected'
@@ -52,10 +53,21 @@ export interface RealtimeClientOptions {
   idleTimeoutMs?: number
   /** Connect on creation (default) or on the first `subscribe`. */
   lazy?: boolean
+  /**
+   * In a browser, check the connection when the page wakes up (visible again, `pageshow`,
+   * `online`, `resume`): a `ping` that must be answered within this time, or the client
+   * reconnects and recovers at once. `0` turns the page-lifecycle handling off. Default: 2000.
+   */
+  wakeCheckTimeoutMs?: number
 }
 
 /** A realtime client. Topics and payloads are checked against `T`. */
 export interface RealtimeClient<T extends TopicMap = TopicMap> {
+  /**
+   * The subscription object of `topic`: the same object while it is held or listened to. It holds
+   * no reference until its `subscribe()`. Throws `INVALID_TOPIC` for a bad name.
+   */
+  subscription<K extends TopicName<T>>(topic: K): Subscription<T, K>
   /** Adds a reference to `topic`; the first one subscribes on the wire. */
   subscribe<K extends TopicName<T>>(topic: K): void
   /** Drops a reference; the last one unsubscribes on the wire. */
@@ -100,6 +112,9 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
   let authTimer: ReturnType<typeof setTimeout> | undefined
   let stopAfterClose = false
   let socket: ReconnectingWebSocket | undefined
+  /** Set by the browser's `offline` event until the network is back: the state reads `disconnected`. */
+  let offline = false
+  let wakeCheck: ReturnType<typeof setTimeout> | undefined
 
   const WebSocketImpl = withErrorGuard(options.WebSocket ?? (globalThis as { WebSocket?: WebSocketLike }).WebSocket)
 
@@ -112,6 +127,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
   function emitError(code: RealtimeErrorCode, message: string, topic?: string): void {
     const error = new RealtimeError(code, message) as RealtimeError & { topic?: string }
     if (topic !== undefined) error.topic = topic
+    if (topic !== undefined) subscriptions.get(topic)?.emit('error', error)
     // An EventEmitter without listeners would be silent; that is what we want for a client.
     emitter.emit('error', error)
   }
@@ -130,7 +146,8 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     clearTimeout(sub.retryTimer)
     sub.retryTimer = undefined
     sub.requestId = ++nextId
-    sub.state = 'subscribing'
+    sub.onWire = true
+    sub.setState('subscribing')
     sub.sentSince = sub.position !== undefined
     const frame: ClientFrame = { type: 'subscribe', id: sub.requestId, topic: sub.topic }
     if (sub.position) frame.since = sub.position
@@ -138,6 +155,9 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
   }
 
   function touch(): void {
+    // Any frame proves the connection alive: a pending wake check has its answer.
+    clearTimeout(wakeCheck)
+    wakeCheck = undefined
     clearTimeout(idleTimer)
     const timeout = options.idleTimeoutMs ?? heartbeatMs * 2
     if (!(timeout > 0)) return
@@ -186,6 +206,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     switch (frame.type) {
       case 'welcome': {
         welcomed = true
+        offline = false
         connectionId = frame.connectionId
         if (typeof frame.heartbeatMs === 'number' && frame.heartbeatMs > 0) heartbeatMs = frame.heartbeatMs
         touch()
@@ -194,7 +215,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
         unref(pingTimer)
         scheduleReauth(frame.expiresAt)
         setState('connected')
-        for (const sub of subscriptions.values()) sendSubscribe(sub)
+        for (const sub of subscriptions.values()) if (sub.refs > 0) sendSubscribe(sub)
         return
       }
       case 'authenticated':
@@ -202,22 +223,30 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
         return
       case 'subscribed': {
         const sub = subscriptions.get(frame.topic)
-        if (!sub || (frame.id !== undefined && frame.id !== sub.requestId)) return
+        // A late reply for a subscription dropped since (refs 0) is stale too.
+        if (!sub || sub.refs === 0 || (frame.id !== undefined && frame.id !== sub.requestId)) return
         // An unasked `subscribed` on a live topic: the server's bus lost messages we may not have seen.
         const resync = !frame.recovered && (sub.sentSince || (frame.id === undefined && sub.state === 'subscribed'))
-        sub.state = 'subscribed'
         sub.retries = 0
         const position = { epoch: frame.epoch, offset: frame.offset }
         // Recovered: the missed patches follow and advance the position one by one.
         if (!frame.recovered || !sub.position) sub.position = position
-        emitter.emit('subscribed', frame.topic as TopicName<T>, { recovered: frame.recovered, position })
-        if (resync) emitter.emit('resync', frame.topic as TopicName<T>)
+        sub.setState('subscribed')
+        const info = { recovered: frame.recovered, position }
+        sub.emit('subscribed', info)
+        emitter.emit('subscribed', frame.topic as TopicName<T>, info)
+        if (resync) {
+          sub.emit('resync')
+          emitter.emit('resync', frame.topic as TopicName<T>)
+        }
         return
       }
       case 'patch': {
         const sub = subscriptions.get(frame.topic)
         if (!sub || sub.state !== 'subscribed') return
         sub.position = { epoch: frame.epoch, offset: frame.offset }
+        // The topic's own listeners (hooks) first; client-wide ones see every topic.
+        sub.emit('patch', frame as never)
         emitter.emit('patch', frame as unknown as PatchMessage<T>)
         return
       }
@@ -226,8 +255,9 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
         // Unasked: the server revoked it. Forget it so a later subscribe starts afresh.
         const sub = subscriptions.get(frame.topic)
         if (sub) {
-          clearTimeout(sub.retryTimer)
-          subscriptions.delete(frame.topic)
+          sub.refs = 0
+          sub.emit('unsubscribed', frame.reason)
+          forget(sub)
         }
         emitter.emit('unsubscribed', frame.topic as TopicName<T>, frame.reason)
         return
@@ -239,14 +269,19 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
           if (frame.code === 'INTERNAL' || frame.code === 'RATE_LIMITED') {
             // The server could not serve it now (its bus is down, or we were too fast): retry.
             const delay = SUBSCRIBE_RETRY_MS[Math.min(sub.retries++, SUBSCRIBE_RETRY_MS.length - 1)] as number
-            sub.state = 'subscribing'
+            sub.onWire = false
             sub.retryTimer = setTimeout(() => {
-              if (subscriptions.get(sub.topic) === sub && welcomed) sendSubscribe(sub)
+              if (subscriptions.get(sub.topic) === sub && sub.refs > 0 && welcomed) sendSubscribe(sub)
             }, delay)
             unref(sub.retryTimer)
+            emitError(frame.code, frame.message, topic)
           } else {
-            sub.state = 'unsubscribed'
+            sub.onWire = false
+            // The error first, so a `ready()` waiting on the state can say why.
+            emitError(frame.code, frame.message, topic)
+            sub.setState('unsubscribed')
           }
+          return
         }
         emitError(frame.code, frame.message, topic)
         return
@@ -258,6 +293,8 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
 
   function onMessage(event: { data: unknown }): void {
     touch()
+    // The answer to a wake check after `online`: the kept socket survived the cut.
+    if (welcomed && !offline) setState('connected')
     if (typeof event.data !== 'string') return
     const parsed = parseServerFrame(event.data)
     if (!parsed.ok) {
@@ -268,6 +305,10 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
   }
 
   function onClose(event: { code: number; reason?: string }): void {
+    // Closed while a wake check was pending: the page is awake and the socket dead, so no backoff.
+    const waking = wakeCheck !== undefined
+    clearTimeout(wakeCheck)
+    wakeCheck = undefined
     welcomed = false
     connectionId = undefined
     clearTimeout(idleTimer)
@@ -275,7 +316,9 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     clearTimeout(authTimer)
     for (const sub of subscriptions.values()) {
       clearTimeout(sub.retryTimer)
-      sub.state = 'unsubscribed'
+      sub.onWire = false
+      // Still wanted: it is re-subscribed after the next `welcome`.
+      if (sub.state === 'subscribed') sub.setState('subscribing')
     }
     if (event.code === CloseCode.Unauthorized) {
       emitError('UNAUTHORIZED', `the server refused the credentials (${event.reason || 'unauthorized'})`)
@@ -287,8 +330,43 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
       setState('disconnected')
       return
     }
-    setState('connecting')
+    setState(offline ? 'disconnected' : 'connecting')
+    if (waking && !offline) queueMicrotask(() => reconnectNow())
   }
+
+  /**
+   * The page is back (visible, shown, online, resumed). A socket that died while it slept would
+   * be noticed only by the idle timeout (twice the heartbeat), and one waiting out a backoff only
+   * when the wait ends: check now. Waiting: connect now. Open (or connecting): a `ping` when
+   * welcomed, and reconnect if no frame comes within `wakeCheckTimeoutMs`.
+   */
+  function onWake(): void {
+    if (closed || stopAfterClose || !browserOnline()) return
+    offline = false
+    // A lazy client not connected yet: only the state to restore.
+    if (!socket) return setState('connecting')
+    // CLOSING or CLOSED: waiting out a backoff delay. (Wake events come in bunches: only this
+    // case replaces the socket, so the next ones do not restart an attempt already under way.)
+    if (socket.readyState >= 2) return reconnectNow()
+    if (state === 'disconnected') setState('connecting')
+    if (wakeCheck !== undefined) return
+    wakeCheck = setTimeout(() => {
+      wakeCheck = undefined
+      reconnectNow(CloseCode.HeartbeatTimeout, 'no answer after wake')
+    }, options.wakeCheckTimeoutMs ?? 2000)
+    unref(wakeCheck)
+    if (welcomed) send({ type: 'ping', id: ++nextId })
+  }
+
+  function onOffline(): void {
+    if (closed || stopAfterClose) return
+    offline = true
+    // Said at once, so the page does not show stale data as live; the socket is kept (a short
+    // cut may not have broken it) and checked when the network is back.
+    setState('disconnected')
+  }
+
+  const stopWatchingPage = options.wakeCheckTimeoutMs === 0 ? () => undefined : watchPageLifecycle({ wake: onWake, offline: onOffline })
 
   function connect(): void {
     if (socket || closed) return
@@ -305,49 +383,109 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     socket.addEventListener('message', onMessage as never)
     socket.addEventListener('close', onClose as never)
     // Errors show up as closes too; the listener keeps them from being thrown in some runtimes.
-    socket.addEventListener('error', () => undefined)
+    socket.addEventListener('error', ignore)
+  }
+
+  /**
+   * Reconnects now, whatever the socket is doing. An open socket is dropped and reconnected at
+   * once by reconnecting-websocket itself; one waiting out a backoff delay cannot be: it holds a
+   * connect lock until the wait ends. That one is closed for good (its pending wait then creates
+   * nothing) and replaced by a fresh socket, which connects with no delay.
+   */
+  function reconnectNow(code?: number, reason?: string): void {
+    if (closed) return
+    clearTimeout(wakeCheck)
+    wakeCheck = undefined
+    if (socket && socket.readyState === 1) return socket.reconnect(code, reason)
+    const old = socket
+    socket = undefined
+    if (old) {
+      old.removeEventListener('open', onOpen)
+      old.removeEventListener('message', onMessage as never)
+      old.removeEventListener('close', onClose as never)
+      old.removeEventListener('error', ignore)
+      old.close()
+    }
+    stopAfterClose = false
+    setState(offline ? 'disconnected' : 'connecting')
+    connect()
   }
 
   function flushUnsubscribes(): void {
     for (const topic of pendingUnsubscribe) {
       const sub = subscriptions.get(topic)
       if (!sub || sub.refs > 0) continue
-      clearTimeout(sub.retryTimer)
-      subscriptions.delete(topic)
-      if (welcomed) send({ type: 'unsubscribe', id: ++nextId, topic })
+      if (sub.onWire && welcomed) send({ type: 'unsubscribe', id: ++nextId, topic })
+      forget(sub)
     }
     pendingUnsubscribe.clear()
   }
 
-  if (!options.lazy) connect()
+  /** Ends a subscription with no references: a later subscribe starts afresh (no `since`). */
+  function forget(sub: TopicSubscription): void {
+    clearTimeout(sub.retryTimer)
+    sub.onWire = false
+    sub.position = undefined
+    sub.retries = 0
+    sub.setState('unsubscribed')
+    // Kept while someone listens, so a held object stays the topic's object.
+    if (!sub.listened && subscriptions.get(sub.topic) === sub) subscriptions.delete(sub.topic)
+  }
 
-  const client: RealtimeClient<T> = {
-    subscribe(topic) {
+  const host = {
+    retain(sub: TopicSubscription): void {
       if (closed) {
         // Not a throw: a React effect re-run against a closed client (StrictMode, a stale
         // provider) must not crash the tree. The app still hears of it.
-        emitError('CLOSED', `subscribe("${topic}") on a closed client: ignored`, topic)
+        emitError('CLOSED', `subscribe("${sub.topic}") on a closed client: ignored`, sub.topic)
         return
       }
-      if (!isValidTopic(topic)) throw new RealtimeError('INVALID_TOPIC', `invalid topic ${JSON.stringify(String(topic).slice(0, 50))}`)
-      let sub = subscriptions.get(topic)
-      if (!sub) {
-        sub = new TopicSubscription(topic)
-        subscriptions.set(topic, sub)
-      }
+      const current = subscriptions.get(sub.topic)
+      // A forgotten object held by the app: the topic's current object takes the reference.
+      if (current && current !== sub) return host.retain(current)
+      if (!current) subscriptions.set(sub.topic, sub)
       sub.refs++
-      if (sub.refs === 1 && sub.state === 'unsubscribed' && welcomed) sendSubscribe(sub)
+      if (sub.refs === 1) {
+        if (sub.state === 'unsubscribed') sub.setState('subscribing')
+        if (welcomed && !sub.onWire) sendSubscribe(sub)
+      }
       connect()
     },
-    unsubscribe(topic) {
-      const sub = subscriptions.get(topic)
-      if (!sub || sub.refs === 0) return
+    release(sub: TopicSubscription): void {
+      const current = subscriptions.get(sub.topic)
+      if (current && current !== sub) return host.release(current)
+      if (sub.refs === 0) return
       sub.refs--
       if (sub.refs > 0) return
       // Deferred: a resubscribe in the same tick (React StrictMode's remount) keeps the one wire
       // subscription instead of unsubscribing and subscribing again.
       if (pendingUnsubscribe.size === 0) queueMicrotask(flushUnsubscribes)
-      pendingUnsubscribe.add(topic)
+      pendingUnsubscribe.add(sub.topic)
+    },
+  }
+
+  function subscriptionOf(topic: string): TopicSubscription {
+    if (!isValidTopic(topic)) throw new RealtimeError('INVALID_TOPIC', `invalid topic ${JSON.stringify(String(topic).slice(0, 50))}`)
+    let sub = subscriptions.get(topic)
+    if (!sub) {
+      sub = new TopicSubscription(topic, host)
+      subscriptions.set(topic, sub)
+    }
+    return sub
+  }
+
+  if (!options.lazy) connect()
+
+  const client: RealtimeClient<T> = {
+    subscription(topic) {
+      return subscriptionOf(topic) as unknown as Subscription<T, typeof topic>
+    },
+    subscribe(topic) {
+      if (closed) return host.retain(new TopicSubscription(topic, host))
+      subscriptionOf(topic).subscribe()
+    },
+    unsubscribe(topic) {
+      subscriptions.get(topic)?.unsubscribe()
     },
     on(event, listener) {
       emitter.on(event, listener as never)
@@ -374,17 +512,20 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
       return connectionId
     },
     reconnect() {
-      if (closed) return
-      if (!socket) connect()
-      else socket.reconnect()
+      reconnectNow()
     },
     close() {
       if (closed) return
       closed = true
+      stopWatchingPage()
+      clearTimeout(wakeCheck)
       clearTimeout(idleTimer)
       clearInterval(pingTimer)
       clearTimeout(authTimer)
-      for (const sub of subscriptions.values()) clearTimeout(sub.retryTimer)
+      for (const sub of subscriptions.values()) {
+        clearTimeout(sub.retryTimer)
+        sub.setState('unsubscribed')
+      }
       socket?.close(CloseCode.Normal, 'client closed')
       setState('disconnected')
     },
@@ -408,6 +549,8 @@ function withErrorGuard(Impl: WebSocketLike | undefined): WebSocketLike {
     }
   }
 }
+
+function ignore(): void {}
 
 function unref(timer: unknown): void {
   ;(timer as { unref?: () => void }).unref?.()

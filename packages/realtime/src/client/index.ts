@@ -9,7 +9,7 @@ export {
   type RealtimeClientOptions,
   type WebSocketLike,
 } from './client.js'
-export type { SubscriptionState } from './subscription.js'
+export type { Subscription, SubscriptionEvents, SubscriptionState, TopicPatch } from './subscription.js'
 export { CloseCode, ErrorCode, PROTOCOL_VERSION, isValidTopic } from '../protocol.js'
 export type { PatchFrame } from '../protocol.js'
 export { RealtimeError, isRealtimeError, RealtimeErrorCode } from '../errors.js'

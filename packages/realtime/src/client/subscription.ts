@@ -1,22 +1,144 @@
-import type { Position } from '../topics.js'
+import { EventEmitter } from 'eventemitter3'
+import { RealtimeError } from '../errors.js'
+import type { Position, TopicMap, TopicName } from '../topics.js'
 
-/** The state of one topic subscription on the client. */
+/** The state of one topic subscription on the client. The `state` event fires on real changes only. */
 export type SubscriptionState = 'subscribing' | 'subscribed' | 'unsubscribed'
+
+/** The patch message of one topic. */
+export interface TopicPatch<T extends TopicMap, K extends TopicName<T>> {
+  type: 'patch'
+  topic: K
+  payload: T[K]
+  offset: string
+  epoch: string
+}
+
+/** The events of one topic's subscription. */
+export interface SubscriptionEvents<T extends TopicMap, K extends TopicName<T>> {
+  /** A patch of this topic, in order (recovered ones included). */
+  patch: (message: TopicPatch<T, K>) => void
+  state: (state: SubscriptionState) => void
+  /** The subscription reached the server (`recovered` when missed patches follow). */
+  subscribed: (info: { recovered: boolean; position: Position }) => void
+  /** The server removed the subscription (`reason`, e.g. 'revoked'). */
+  unsubscribed: (reason: string) => void
+  /** What was missed could not be recovered: refetch the topic's state. */
+  resync: () => void
+  error: (error: RealtimeError & { topic?: string }) => void
+}
+
+/**
+ * One topic of a client, as centrifuge-js has it: the same object for the same topic, reference
+ * counted by `subscribe`/`unsubscribe`, with its own state, position and events.
+ */
+export interface Subscription<T extends TopicMap = TopicMap, K extends TopicName<T> = TopicName<T>> {
+  readonly topic: K
+  readonly state: SubscriptionState
+  /** The last position seen (what a re-subscribe sends as `since`). */
+  readonly position: Position | undefined
+  /** Adds a reference; the first one subscribes on the wire. */
+  subscribe(): void
+  /** Drops a reference; the last one unsubscribes on the wire (at the end of the tick). */
+  unsubscribe(): void
+  on<E extends keyof SubscriptionEvents<T, K>>(event: E, listener: SubscriptionEvents<T, K>[E]): () => void
+  off<E extends keyof SubscriptionEvents<T, K>>(event: E, listener: SubscriptionEvents<T, K>[E]): void
+  /**
+   * Resolves once the state is `subscribed` (at once if it is). Rejects with `TIMEOUT` after
+   * `timeoutMs`, or with the reason when the subscription ends up `unsubscribed` (refused, revoked).
+   */
+  ready(timeoutMs?: number): Promise<void>
+}
+
+/** What a subscription asks of its client. */
+export interface SubscriptionHost {
+  retain(sub: TopicSubscription): void
+  release(sub: TopicSubscription): void
+}
 
 /**
  * The client's record of one topic: how many callers want it, the last position seen (sent as
  * `since` on re-subscribe), and the id of the subscribe frame in flight.
  */
-export class TopicSubscription {
+export class TopicSubscription implements Subscription {
   refs = 0
-  state: SubscriptionState = 'unsubscribed'
   position: Position | undefined
+  /** Whether a subscribe was sent on the current connection (and not undone since). */
+  onWire = false
   /** Id of the latest subscribe frame: replies to older ones are stale and ignored. */
   requestId = 0
   /** Whether the in-flight subscribe carried `since` (so `recovered:false` means a resync). */
   sentSince = false
   retryTimer: ReturnType<typeof setTimeout> | undefined
   retries = 0
+  private current: SubscriptionState = 'unsubscribed'
+  private readonly events = new EventEmitter<SubscriptionEvents<TopicMap, string>>()
 
-  constructor(readonly topic: string) {}
+  constructor(
+    readonly topic: string,
+    private readonly host: SubscriptionHost,
+  ) {}
+
+  get state(): SubscriptionState {
+    return this.current
+  }
+
+  setState(next: SubscriptionState): void {
+    if (this.current === next) return
+    this.current = next
+    this.events.emit('state', next)
+  }
+
+  emit<E extends keyof SubscriptionEvents<TopicMap, string>>(event: E, ...args: Parameters<SubscriptionEvents<TopicMap, string>[E]>): void {
+    ;(this.events.emit as (event: string, ...args: unknown[]) => boolean).call(this.events, event, ...args)
+  }
+
+  /** Whether anyone listens: a subscription nobody holds nor listens to is forgotten. */
+  get listened(): boolean {
+    return this.events.eventNames().length > 0
+  }
+
+  subscribe(): void {
+    this.host.retain(this)
+  }
+
+  unsubscribe(): void {
+    this.host.release(this)
+  }
+
+  on(event: keyof SubscriptionEvents<TopicMap, string>, listener: (...args: never[]) => void): () => void {
+    this.events.on(event, listener as never)
+    return () => {
+      this.events.off(event, listener as never)
+    }
+  }
+
+  off(event: keyof SubscriptionEvents<TopicMap, string>, listener: (...args: never[]) => void): void {
+    this.events.off(event, listener as never)
+  }
+
+  ready(timeoutMs?: number): Promise<void> {
+    if (this.current === 'subscribed') return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      let why = 'it ended'
+      const offs = [
+        this.on('error', (error: RealtimeError) => (why = error.message)),
+        this.on('unsubscribed', (reason: string) => (why = `removed by the server: ${reason}`)),
+        this.on('state', (state: SubscriptionState) => {
+          if (state === 'subscribed') done()
+          else if (state === 'unsubscribed') done(new RealtimeError('CLOSED', `subscription to "${this.topic}" ended: ${why}`))
+        }),
+      ]
+      const done = (error?: RealtimeError) => {
+        clearTimeout(timer)
+        for (const off of offs) off()
+        if (error) reject(error)
+        else resolve()
+      }
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => done(new RealtimeError('TIMEOUT', `"${this.topic}" not subscribed within ${timeoutMs} ms`)), timeoutMs)
+      }
+    })
+  }
 }

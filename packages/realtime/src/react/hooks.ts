@@ -7,24 +7,31 @@ import {
   useRef,
   useState,
   useSyncExternalStore,
+  type ReactElement,
   type ReactNode,
 } from 'react'
 import type { ConnectionState, RealtimeClient } from '../client/client.js'
+import type { Subscription, TopicPatch } from '../client/subscription.js'
 import type { TopicMap, TopicName } from '../topics.js'
 import { safeMerge } from './merge.js'
 
-const RealtimeContext = createContext<RealtimeClient<TopicMap> | null>(null)
+// One context for every topic map: the type is kept by `RealtimeProvider<T>`'s prop and by the
+// hooks of `createRealtimeHooks<T>()`, which read it back as `RealtimeClient<T>`.
+const RealtimeContext = createContext<RealtimeClient<any> | null>(null)
 
 /** Makes a realtime client available to the hooks below it. */
-export function RealtimeProvider<T extends TopicMap>(props: { client: RealtimeClient<T>; children?: ReactNode }) {
-  return createElement(RealtimeContext.Provider, { value: props.client as unknown as RealtimeClient<TopicMap> }, props.children)
+export function RealtimeProvider<T extends TopicMap>(props: { client: RealtimeClient<T>; children?: ReactNode }): ReactElement {
+  return createElement(RealtimeContext.Provider, { value: props.client }, props.children)
 }
 
-/** The client given to the nearest `RealtimeProvider`. */
+/**
+ * The client given to the nearest `RealtimeProvider`. Untyped form: `T` is whatever the caller
+ * says; `createRealtimeHooks<T>().useRealtimeClient` ties it to the app's map.
+ */
 export function useRealtimeClient<T extends TopicMap = TopicMap>(): RealtimeClient<T> {
-  const client = useContext(RealtimeContext)
+  const client: RealtimeClient<T> | null = useContext(RealtimeContext)
   if (!client) throw new Error('useRealtimeClient: no <RealtimeProvider client={...}> above this component')
-  return client as unknown as RealtimeClient<T>
+  return client
 }
 
 /** The status of a topic hook: waiting for the server, live, or not subscribed (disabled or refused). */
@@ -36,15 +43,6 @@ export interface UseTopicOptions<T extends TopicMap, K extends TopicName<T>> {
   enabled?: boolean
   /** Called when what was missed on the topic could not be recovered: refetch. */
   onResync?: (topic: K) => void
-}
-
-/** The patch message type for one topic. */
-export interface TopicPatch<T extends TopicMap, K extends TopicName<T>> {
-  type: 'patch'
-  topic: K
-  payload: T[K]
-  offset: string
-  epoch: string
 }
 
 /**
@@ -68,34 +66,18 @@ export function useTopic<T extends TopicMap, K extends TopicName<T>>(
       setStatus('unsubscribed')
       return
     }
-    setStatus(client.subscriptionState(topic) === 'subscribed' ? 'subscribed' : 'subscribing')
-    const offPatch = client.on('patch', (message) => {
-      if (message.topic === topic) latest.current.onPatch(message as TopicPatch<T, K>)
-    })
-    const offResync = client.on('resync', (t) => {
-      if (t === topic) latest.current.options.onResync?.(topic)
-    })
-    const offSubscribed = client.on('subscribed', (t) => {
-      if (t === topic) setStatus('subscribed')
-    })
-    const offState = client.on('state', (state) => {
-      if (state !== 'connected') setStatus('subscribing')
-    })
-    const offUnsubscribed = client.on('unsubscribed', (t) => {
-      if (t === topic) setStatus('unsubscribed')
-    })
-    const offError = client.on('error', (error) => {
-      if (error.topic === topic && client.subscriptionState(topic) === 'unsubscribed') setStatus('unsubscribed')
-    })
-    client.subscribe(topic)
+    // The topic's own subscription object: a patch of another topic never reaches this hook.
+    const sub = client.subscription(topic)
+    const offs = [
+      sub.on('patch', (message) => latest.current.onPatch(message)),
+      sub.on('resync', () => latest.current.options.onResync?.(topic)),
+      sub.on('state', setStatus),
+    ]
+    sub.subscribe()
+    setStatus(sub.state)
     return () => {
-      offPatch()
-      offResync()
-      offSubscribed()
-      offState()
-      offUnsubscribed()
-      offError()
-      client.unsubscribe(topic)
+      for (const off of offs) off()
+      sub.unsubscribe()
     }
   }, [client, topic, enabled])
 
@@ -126,6 +108,43 @@ export function useTopicState<T extends TopicMap, K extends TopicName<T>, S = T[
   }, [])
   const { status } = useTopic<T, K>(topic, onPatch, options)
   return [state, setState, { status }]
+}
+
+/** What `useSubscription` returns. */
+export interface SubscriptionHandle<T extends TopicMap, K extends TopicName<T>> {
+  /** The topic's subscription, held while mounted; `undefined` while disabled. */
+  subscription: Subscription<T, K> | undefined
+  status: TopicStatus
+}
+
+/**
+ * Holds `topic`'s `Subscription` object while mounted (and `enabled`), for what the other hooks
+ * do not cover (its `position`, `ready()`, its events). Re-renders on a change of its state.
+ */
+export function useSubscription<T extends TopicMap, K extends TopicName<T>>(
+  topic: K,
+  options: { enabled?: boolean } = {},
+): SubscriptionHandle<T, K> {
+  const client = useRealtimeClient<T>()
+  const enabled = options.enabled ?? true
+  const [handle, setHandle] = useState<SubscriptionHandle<T, K>>({ subscription: undefined, status: enabled ? 'subscribing' : 'unsubscribed' })
+
+  useEffect(() => {
+    if (!enabled) {
+      setHandle({ subscription: undefined, status: 'unsubscribed' })
+      return
+    }
+    const sub = client.subscription(topic)
+    const off = sub.on('state', (status) => setHandle({ subscription: sub, status }))
+    sub.subscribe()
+    setHandle({ subscription: sub, status: sub.state })
+    return () => {
+      off()
+      sub.unsubscribe()
+    }
+  }, [client, topic, enabled])
+
+  return handle
 }
 
 /** The client's connection state, re-rendering on change. */
