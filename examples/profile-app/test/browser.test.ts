@@ -2,48 +2,21 @@
  * The app in Debian's Chromium, started as the README starts it (`npm run start -w profile-app`
  * after the build: built web, in-memory bus, SQLite, dev login), on a free port.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { signInitData } from '../src/server/telegram/initData.js'
-import { BOT_TOKEN, SESSION_SECRET } from './utils/app.js'
-import { countNavigations, docsScreenshot, launchBrowser, openProfile, screenshot, tokenOf, waitLive } from './utils/browser.js'
-import { startAppProcess, type AppProcess } from './utils/process.js'
+import { BOT_TOKEN } from './utils/app.js'
+import { countNavigations, docsScreenshot, openProfile, screenshot, tokenOf, useBrowserAndApp, waitLive } from './utils/browser.js'
+import { apiRequest, type AppProcess } from './utils/process.js'
 
+const running = useBrowserAndApp('browser')
 let browser: Browser
 let server: AppProcess
-let dataDir: string
-
-beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'profile-app-browser-'))
-  ;[browser, server] = await Promise.all([
-    launchBrowser(),
-    startAppProcess({
-      SQLITE_PATH: join(dataDir, 'profile.db'),
-      BOT_TOKEN,
-      SESSION_SECRET,
-      DATABASE_URL: '',
-      REDIS_URL: '',
-    }),
-  ])
+beforeAll(() => {
+  ;({ browser, server } = running)
 })
 
-afterAll(async () => {
-  await browser?.close()
-  await server?.stop()
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true })
-})
-
-async function api(method: string, path: string, token: string | null, body?: unknown) {
-  const response = await fetch(server.url + path, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  })
-  return { status: response.status, body: (await response.json()) as any }
-}
+const api = (method: string, path: string, token: string | null, body?: unknown) => apiRequest(server.url, method, path, token, body)
 
 async function adminToken(): Promise<string> {
   return (await api('POST', '/api/auth/dev', null, { userId: '1' })).body.token

@@ -11,14 +11,10 @@
  * long sleep or a network change does: the page must then find it dead and reconnect at once
  * instead of after its backoff.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Browser, CDPSession, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BOT_TOKEN, SESSION_SECRET } from './utils/app.js'
-import { countNavigations, launchBrowser, openProfile, tokenOf } from './utils/browser.js'
-import { startAppProcess, type AppProcess } from './utils/process.js'
+import { countNavigations, openProfile, tokenOf, useBrowserAndApp } from './utils/browser.js'
+import type { AppProcess } from './utils/process.js'
 import { startTcpProxy, type TcpProxy } from './utils/tcp-proxy.js'
 
 const LONG = process.env.REALTIME_LONG_TESTS === '1'
@@ -26,25 +22,17 @@ const TRIALS = LONG ? 10 : 2
 const CUT_MS = LONG ? 60_000 : 8_000
 const BOUND_MS = 1500
 
+const running = useBrowserAndApp('sleep-wake')
 let browser: Browser
 let server: AppProcess
 let proxy: TcpProxy
-let dataDir: string
-
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'profile-app-sleep-wake-'))
-  ;[browser, server] = await Promise.all([
-    launchBrowser(),
-    startAppProcess({ SQLITE_PATH: join(dataDir, 'profile.db'), BOT_TOKEN, SESSION_SECRET, DATABASE_URL: '', REDIS_URL: '' }),
-  ])
+  ;({ browser, server } = running)
   proxy = await startTcpProxy(server.url)
 })
 
 afterAll(async () => {
-  await browser?.close()
   await proxy?.close()
-  await server?.stop()
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true })
 })
 
 async function rename(userId: string, token: string, tgUsername: string): Promise<void> {

@@ -4,31 +4,16 @@
  * counts agree in number, the activity page is readable at 390 px, and the start banner names
  * the address the server listens on.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BOT_TOKEN, SESSION_SECRET } from './utils/app.js'
-import { launchBrowser, openProfile, tokenOf, waitLive } from './utils/browser.js'
-import { startAppProcess, type AppProcess } from './utils/process.js'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { openProfile, tokenOf, useBrowserAndApp, waitLive } from './utils/browser.js'
+import type { AppProcess } from './utils/process.js'
 
+const running = useBrowserAndApp('ui')
 let browser: Browser
 let server: AppProcess
-let dataDir: string
-
-beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'profile-app-ui-'))
-  ;[browser, server] = await Promise.all([
-    launchBrowser(),
-    startAppProcess({ SQLITE_PATH: join(dataDir, 'profile.db'), BOT_TOKEN, SESSION_SECRET, DATABASE_URL: '', REDIS_URL: '' }),
-  ])
-})
-
-afterAll(async () => {
-  await browser?.close()
-  await server?.stop()
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true })
+beforeAll(() => {
+  ;({ browser, server } = running)
 })
 
 /** Whether the page scrolls sideways (something is wider than the viewport). */

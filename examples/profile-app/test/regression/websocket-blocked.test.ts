@@ -4,31 +4,16 @@
  * fetched the profile only once its subscription was live. The page must load from REST at once,
  * stay editable, and turn live when the socket comes; the same for the dashboard's users list.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BOT_TOKEN, SESSION_SECRET } from '../utils/app.js'
-import { launchBrowser, tokenOf, waitLive } from '../utils/browser.js'
-import { startAppProcess, type AppProcess } from '../utils/process.js'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { tokenOf, useBrowserAndApp, waitLive } from '../utils/browser.js'
+import { apiRequest, type AppProcess } from '../utils/process.js'
 
+const running = useBrowserAndApp('blocked')
 let browser: Browser
 let server: AppProcess
-let dataDir: string
-
-beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'profile-app-blocked-'))
-  ;[browser, server] = await Promise.all([
-    launchBrowser(),
-    startAppProcess({ SQLITE_PATH: join(dataDir, 'profile.db'), BOT_TOKEN, SESSION_SECRET, DATABASE_URL: '', REDIS_URL: '' }),
-  ])
-})
-
-afterAll(async () => {
-  await browser?.close()
-  await server?.stop()
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true })
+beforeAll(() => {
+  ;({ browser, server } = running)
 })
 
 /**
@@ -73,14 +58,7 @@ async function refusedSockets(page: Page): Promise<number> {
   return page.evaluate(() => (window as unknown as { __refusedSockets: number }).__refusedSockets)
 }
 
-async function api(method: string, path: string, token: string | null, body?: unknown) {
-  const response = await fetch(server.url + path, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  })
-  return { status: response.status, body: (await response.json()) as any }
-}
+const api = (method: string, path: string, token: string | null, body?: unknown) => apiRequest(server.url, method, path, token, body)
 
 async function signIn(page: Page, userId: string, name: string): Promise<void> {
   await page.goto(server.url)

@@ -1,7 +1,11 @@
-import { copyFileSync, mkdirSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { afterAll, beforeAll } from 'vitest'
+import { BOT_TOKEN, SESSION_SECRET } from './app.js'
 import { repoRoot, resultsDir } from './paths.js'
+import { startAppProcess, type AppProcess } from './process.js'
 import { requireChromium } from './services.js'
 
 /** Debian's Chromium, headless, with the flags this machine's closed network needs. */
@@ -67,4 +71,33 @@ export function countNavigations(page: Page): () => number {
     if (frame === page.mainFrame()) count++
   })
   return () => count
+}
+
+/** What `useBrowserAndApp` starts for a test file (set once its `beforeAll` has run). */
+export interface BrowserAndApp {
+  browser: Browser
+  /** The demo app as `npm start` runs it: SQLite in `dataDir`, the in-memory bus. */
+  server: AppProcess
+  dataDir: string
+}
+
+/**
+ * Chromium and a demo app process for one test file: started in a `beforeAll` (before the file's
+ * own), stopped and removed in an `afterAll`.
+ */
+export function useBrowserAndApp(label: string): BrowserAndApp {
+  const running = {} as BrowserAndApp
+  beforeAll(async () => {
+    running.dataDir = mkdtempSync(join(tmpdir(), `profile-app-${label}-`))
+    ;[running.browser, running.server] = await Promise.all([
+      launchBrowser(),
+      startAppProcess({ SQLITE_PATH: join(running.dataDir, 'profile.db'), BOT_TOKEN, SESSION_SECRET, DATABASE_URL: '', REDIS_URL: '' }),
+    ])
+  })
+  afterAll(async () => {
+    await running.browser?.close()
+    await running.server?.stop()
+    if (running.dataDir) rmSync(running.dataDir, { recursive: true, force: true })
+  })
+  return running
 }

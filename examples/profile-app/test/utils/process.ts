@@ -64,3 +64,13 @@ export async function startAppProcess(env: Record<string, string>): Promise<AppP
   })
   return { url, output: () => output, stop }
 }
+
+/** A JSON request to a running app (`url` is its base URL), with a session token when given. */
+export async function apiRequest(url: string, method: string, path: string, token: string | null, body?: unknown): Promise<{ status: number; body: any }> {
+  const response = await fetch(url + path, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  })
+  return { status: response.status, body: (await response.json()) as any }
+}
