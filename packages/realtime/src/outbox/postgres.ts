@@ -42,6 +42,8 @@ export class PostgresOutbox<T extends TopicMap = TopicMap> implements OutboxStor
   private readonly quoted: string
   private readonly channel: string
   private readonly pool: PgPoolLike
+  /** The advisory lock of the relays of this table (a checked name: safe in a SQL literal). */
+  private readonly lockKey: string
 
   constructor(options: PostgresOutboxOptions) {
     this.table = options.table ?? 'realtime_outbox'
@@ -49,6 +51,7 @@ export class PostgresOutbox<T extends TopicMap = TopicMap> implements OutboxStor
     this.name = this.table
     this.channel = channelOf(this.table)
     this.pool = options.pool
+    this.lockKey = `realtime-outbox:relay:${this.table}`
   }
 
   /** The migration `migrate` runs (shown in docs/outbox.md). */
@@ -104,19 +107,23 @@ export class PostgresOutbox<T extends TopicMap = TopicMap> implements OutboxStor
       }
     }
     try {
-      await client.query('BEGIN')
+      // One round trip: the transaction, the lock and the rows (none unless the lock was taken).
+      // The key and the table are checked names, the limit a number: no parameter is needed,
+      // so the two statements go as one simple query.
+      const results = (await client.query(
+        `BEGIN; SELECT l.locked, o.id, o.topics, o.payload, o.created_ms
+           FROM (SELECT pg_try_advisory_xact_lock(hashtext('${this.lockKey}')) AS locked) l
+           LEFT JOIN LATERAL (
+             SELECT id, topics, payload, (extract(epoch FROM created_at) * 1000)::float8 AS created_ms
+               FROM ${this.quoted} WHERE l.locked ORDER BY id LIMIT ${Math.max(1, Math.floor(limit))}
+           ) o ON true`,
+      )) as unknown as { rows: any[] }[]
       open = true
-      const lock = await client.query('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked', [`realtime-outbox:relay:${this.table}`])
-      if (!lock.rows[0]?.locked) {
+      const rows = (results[1]?.rows ?? []).filter((row) => row.id !== null)
+      if (!results[1]?.rows[0]?.locked) {
         await end('ROLLBACK')
         return undefined
       }
-      const { rows } = await client.query(
-        // `id` is a bigint, which pg hands over as a string; ordered as the number it is.
-        `SELECT id, topics, payload, (extract(epoch FROM created_at) * 1000)::float8 AS created_ms
-           FROM ${this.quoted} ORDER BY id LIMIT $1`,
-        [limit],
-      )
       const claimed: OutboxRow[] = rows.map((row) => ({ id: String(row.id), topics: row.topics, payload: row.payload, createdAt: Number(row.created_ms) }))
       let settled = false
       return {
@@ -125,12 +132,15 @@ export class PostgresOutbox<T extends TopicMap = TopicMap> implements OutboxStor
           if (settled) return
           settled = true
           try {
-            if (claimed.length > 0) await client.query(`DELETE FROM ${this.quoted} WHERE id = ANY($1::bigint[])`, [claimed.map((r) => r.id)])
+            // The delete and the commit in one round trip (the ids are PostgreSQL's own bigints).
+            const ids = claimed.map((r) => r.id).filter((id) => /^\d+$/.test(id))
+            await client.query(ids.length > 0 ? `DELETE FROM ${this.quoted} WHERE id IN (${ids.join(',')}); COMMIT` : 'COMMIT')
           } catch (error) {
-            await end('ROLLBACK', error as Error)
+            await client.query('ROLLBACK').catch(() => {})
+            client.release(error as Error)
             throw error
           }
-          await end('COMMIT')
+          client.release()
         },
         abandon: async () => {
           if (settled) return

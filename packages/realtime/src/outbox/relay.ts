@@ -183,12 +183,17 @@ export class OutboxRelay {
         this.again = false
         return
       }
+      if (batch.rows.length < this.batchSize) {
+        // Every row there was is out (a row committed meanwhile has woken the relay again).
+        this.counters.backlog = 0
+        this.counters.oldestAt = undefined
+        return
+      }
       const left = await this.outbox.backlog().catch(() => undefined)
       if (left) {
         this.counters.backlog = left.rows
         this.counters.oldestAt = left.oldestAt
       }
-      if (batch.rows.length < this.batchSize) return
     }
   }
 
