@@ -3,6 +3,7 @@ import { RealtimeError, type RealtimeErrorCode } from '../errors.js'
 import { isValidTopic, type ClientFrame, type ServerFrame } from '../protocol.js'
 import type { PatchMessage, Position, TopicMap, TopicName } from '../topics.js'
 import { createConnection, unref, type ConnectionEvents } from './connection.js'
+import { compareOffsets, createSharedConnection } from './shared.js'
 import { TopicSubscription, type Subscription, type SubscriptionState } from './subscription.js'
 
 /** The connection state of a client. The `state` event fires on real changes only. */
@@ -51,6 +52,13 @@ export interface RealtimeClientOptions {
    * reconnects and recovers at once. `0` turns the page-lifecycle handling off. Default: 2000.
    */
   wakeCheckTimeoutMs?: number
+  /**
+   * One WebSocket for every tab of the origin that passes the same `key`: the tabs elect one to
+   * hold it and the others subscribe through it (Web Locks and BroadcastChannel; where either is
+   * missing, as in Node, each client keeps its own socket). The tabs share the leader's `auth`:
+   * the key must differ wherever the credentials do, e.g. the signed-in user's id.
+   */
+  shared?: { key: string }
 }
 
 /** A realtime client. Topics and payloads are checked against `T`. */
@@ -104,15 +112,15 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     emitter.emit('error', error)
   }
 
-  function sendSubscribe(sub: TopicSubscription): void {
+  function sendSubscribe(sub: TopicSubscription, since = sub.position): void {
     clearTimeout(sub.retryTimer)
     sub.retryTimer = undefined
     sub.requestId = connection.nextId()
     sub.onWire = true
     sub.setState('subscribing')
-    sub.sentSince = sub.position !== undefined
+    sub.sentSince = since !== undefined
     const frame: ClientFrame = { type: 'subscribe', id: sub.requestId, topic: sub.topic }
-    if (sub.position) frame.since = sub.position
+    if (since) frame.since = since
     connection.send(frame)
   }
 
@@ -131,32 +139,38 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
         sub.setState('subscribed')
         const info = { recovered: frame.recovered, position }
         sub.emit('subscribed', info)
-        emitter.emit('subscribed', frame.topic as TopicName<T>, info)
+        // Client-wide events are about this tab's own topics, not those a leader holds for others.
+        if (sub.refs > sub.remote) emitter.emit('subscribed', frame.topic as TopicName<T>, info)
         if (resync) {
           sub.emit('resync')
-          emitter.emit('resync', frame.topic as TopicName<T>)
+          if (sub.refs > sub.remote) emitter.emit('resync', frame.topic as TopicName<T>)
         }
         return
       }
       case 'patch': {
         const sub = subscriptions.get(frame.topic)
+        const at = sub?.position
         if (!sub || sub.state !== 'subscribed') return
+        // A shared connection replays for a tab that was behind, and a takeover may relay a patch
+        // twice: each tab drops what it has seen.
+        if (shared && at?.epoch === frame.epoch && compareOffsets(frame.offset, at.offset) <= 0) return
         sub.position = { epoch: frame.epoch, offset: frame.offset }
         // The topic's own listeners (hooks) first; client-wide ones see every topic.
         sub.emit('patch', frame as never)
-        emitter.emit('patch', frame as unknown as PatchMessage<T>)
+        if (sub.refs > sub.remote) emitter.emit('patch', frame as unknown as PatchMessage<T>)
         return
       }
       case 'unsubscribed': {
         if (frame.reason === undefined) return
         // Unasked: the server revoked it. Forget it so a later subscribe starts afresh.
         const sub = subscriptions.get(frame.topic)
+        const own = !sub || sub.refs > sub.remote
         if (sub) {
           sub.refs = 0
           sub.emit('unsubscribed', frame.reason)
           forget(sub)
         }
-        emitter.emit('unsubscribed', frame.topic as TopicName<T>, frame.reason)
+        if (own) emitter.emit('unsubscribed', frame.topic as TopicName<T>, frame.reason)
         return
       }
       case 'error': {
@@ -200,9 +214,33 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
       }
     },
     state: (state) => emitter.emit('state', state),
-    error: (code, message) => emitError(code, message),
+    error: emitError,
   }
-  const connection = createConnection(options, events)
+  const shared =
+    options.shared &&
+    createSharedConnection(
+      options.shared.key,
+      {
+        get: (topic) => subscriptions.get(topic),
+        retain(topic, since) {
+          const sub = subscriptionOf(topic)
+          // A topic new to this tab starts where that tab is.
+          sub.position ??= since
+          sub.remote++
+          host.retain(sub)
+        },
+        release(topic) {
+          const sub = subscriptions.get(topic)
+          if (!sub?.remote) return
+          sub.remote--
+          host.release(sub)
+        },
+        replay: sendSubscribe,
+      },
+      events,
+      (relay) => createConnection(options, relay),
+    )
+  const connection = shared || createConnection(options, events)
 
   function flushUnsubscribes(): void {
     for (const topic of pendingUnsubscribe) {
@@ -219,6 +257,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     clearTimeout(sub.retryTimer)
     sub.onWire = false
     sub.position = undefined
+    sub.remote = 0
     sub.retries = 0
     sub.setState('unsubscribed')
     // Kept while someone listens, so a held object stays the topic's object.
@@ -296,7 +335,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
       return subscriptions.get(topic)?.state ?? 'unsubscribed'
     },
     topics() {
-      return [...subscriptions.values()].filter((s) => s.refs > 0).map((s) => s.topic as TopicName<T>)
+      return [...subscriptions.values()].filter((s) => s.refs > s.remote).map((s) => s.topic as TopicName<T>)
     },
     get state() {
       return connection.state
