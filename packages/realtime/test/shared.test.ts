@@ -61,6 +61,8 @@ interface Tab {
   dead: boolean
   channels: BroadcastChannel[]
   client?: RealtimeClient
+  /** While set, the tab's channels hold what they receive (a busy or throttled tab). */
+  held?: (() => void)[]
 }
 
 const locks = new Locks()
@@ -72,6 +74,9 @@ function openTab(url: string, key = 'user:1'): Tab {
     constructor(name: string) {
       super(name)
       tab.channels.push(this)
+      let handler: ((event: MessageEvent) => void) | null = null
+      this.addEventListener('message', (event) => (tab.held ? tab.held.push(() => handler?.(event)) : handler?.(event)))
+      Object.defineProperty(this, 'onmessage', { set: (fn: typeof handler) => (handler = fn) })
     }
     override postMessage(message: unknown): void {
       if (!tab.dead) super.postMessage(message)
@@ -169,6 +174,30 @@ describe('a shared client', () => {
       expect(seen[2]).toEqual(range(1, 30))
       await waitFor(() => server.realtime.stats().connections === 1, 3000, 'one connection')
       expect(tabs.slice(1).map((tab) => tab.client!.state)).toEqual(['connected', 'connected'])
+    })
+
+    it('replays from its position for a tab that comes back to the new leader behind it', async () => {
+      const server = await useServer()
+      const tabs = [openTab(server.url), openTab(server.url), openTab(server.url)]
+      const seen = await Promise.all(tabs.map((tab) => live(tab, 't')))
+      for (const n of range(1, 5)) await server.realtime.publishTopic('t', n)
+      await waitFor(() => seen.every((s) => s.length === 5))
+      const late = tabs[2]!
+      late.held = []
+      kill(tabs[0]!)
+      await waitFor(() => tabs[1]!.client!.subscriptionState('t') === 'subscribed' && server.realtime.stats().connections === 1)
+      for (const n of range(6, 15)) await server.realtime.publishTopic('t', n)
+      await waitFor(() => seen[1]!.length === 15, 3000, 'the new leader at 15')
+      // The late tab subscribes at 5 through a leader at 15: a wire re-subscribe from 5 replays 6-15.
+      const release = late.held
+      late.held = undefined
+      for (const deliver of release) deliver()
+      await waitFor(() => seen[2]!.length >= 15, 3000, 'the late tab caught up')
+      for (const n of range(16, 20)) await server.realtime.publishTopic('t', n)
+      await waitFor(() => seen[1]!.length >= 20 && seen[2]!.length >= 20, 3000, 'twenty patches in the tabs left')
+      await sleep(50)
+      expect(seen[1]).toEqual(range(1, 20))
+      expect(seen[2]).toEqual(range(1, 20))
     })
 
     it('releases the topics of a follower tab that vanished', async () => {
