@@ -98,4 +98,30 @@ describe('tabs of one signed-in user', () => {
       await context.close()
     }
   }, 60_000)
+
+  it('lose and repeat no patch published while the next tab takes over', async () => {
+    const context = await browser.newContext()
+    const sockets = countSockets(context)
+    try {
+      const userId = '4200'
+      const tabs = [await openProfile(context, server.url, userId, 'Busy')]
+      for (let i = 1; i < 4; i++) tabs.push(await openProfile(context, server.url))
+      const token = await tokenOf(tabs[0]!)
+      const leader = tabs.find((tab) => sockets.get(tab) === 1)!
+      const rest = tabs.filter((tab) => tab !== leader)
+      for (const tab of rest) await recordPatches(tab, `user:${userId}`)
+      await leader.close()
+      // At once: the first patches are published before the next leader has its socket.
+      const names = Array.from({ length: 100 }, (_, i) => `during ${i}`)
+      for (const name of names) await rename(userId, token, name)
+      for (const tab of rest) {
+        await expect.poll(async () => (await received(tab)).at(-1), { timeout: 5000 }).toBe('during 99')
+      }
+      await rest[0]!.waitForTimeout(300)
+      for (const tab of rest) expect(await received(tab)).toEqual(names)
+      expect(await connections()).toBe(1)
+    } finally {
+      await context.close()
+    }
+  }, 60_000)
 })
