@@ -79,14 +79,17 @@ function SignedIn(props: { session: StoredSession; onSignOut: () => void; onSess
   const onSessionEnded = useRef(props.onSessionEnded)
   onSessionEnded.current = props.onSessionEnded
   useEffect(() => {
-    const created = createRealtimeClient<Topics>({ url: realtimeUrl(), auth: () => token })
+    // One WebSocket for all of this user's tabs; keyed by the user, whose credentials they share.
+    const created = createRealtimeClient<Topics>({ url: realtimeUrl(), auth: () => token, shared: { key: `user:${userId}` } })
+    // For the browser's console and the browser tests.
+    ;(window as { realtimeClient?: RealtimeClient<Topics> }).realtimeClient = created
     // The socket closed 4001: the server refused the token (expired, or signed with another secret).
     created.on('error', (error) => {
       if (error.code === 'UNAUTHORIZED') onSessionEnded.current()
     })
     setClient(created)
     return () => created.close()
-  }, [token])
+  }, [token, userId])
   if (!client) return null
 
   const path = window.location.pathname

@@ -1,16 +1,9 @@
 import { EventEmitter } from 'eventemitter3'
-import ReconnectingWebSocket from 'reconnecting-websocket'
 import { RealtimeError, type RealtimeErrorCode } from '../errors.js'
-import {
-  CloseCode,
-  PROTOCOL_VERSION,
-  isValidTopic,
-  parseServerFrame,
-  type ClientFrame,
-  type ServerFrame,
-} from '../protocol.js'
+import { isValidTopic, type ClientFrame, type ServerFrame } from '../protocol.js'
 import type { PatchMessage, Position, TopicMap, TopicName } from '../topics.js'
-import { browserOnline, watchPageLifecycle } from './lifecycle.js'
+import { createConnection, unref, type ConnectionEvents } from './connection.js'
+import { compareOffsets, createSharedConnection } from './shared.js'
 import { TopicSubscription, type Subscription, type SubscriptionState } from './subscription.js'
 
 /** The connection state of a client. The `state` event fires on real changes only. */
@@ -59,6 +52,13 @@ export interface RealtimeClientOptions {
    * reconnects and recovers at once. `0` turns the page-lifecycle handling off. Default: 2000.
    */
   wakeCheckTimeoutMs?: number
+  /**
+   * One WebSocket for every tab of the origin that passes the same `key`: the tabs elect one to
+   * hold it and the others subscribe through it (Web Locks and BroadcastChannel; where either is
+   * missing, as in Node, each client keeps its own socket). The tabs share the leader's `auth`:
+   * the key must differ wherever the credentials do, e.g. the signed-in user's id.
+   */
+  shared?: { key: string }
 }
 
 /** A realtime client. Topics and payloads are checked against `T`. */
@@ -102,27 +102,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
   const emitter = new EventEmitter<RealtimeClientEvents<T>>()
   const subscriptions = new Map<string, TopicSubscription>()
   const pendingUnsubscribe = new Set<string>()
-  let state: ConnectionState = 'connecting'
-  let connectionId: string | undefined
-  let nextId = 0
   let closed = false
-  let welcomed = false
-  let idleTimer: ReturnType<typeof setTimeout> | undefined
-  let pingTimer: ReturnType<typeof setInterval> | undefined
-  let authTimer: ReturnType<typeof setTimeout> | undefined
-  let stopAfterClose = false
-  let socket: ReconnectingWebSocket | undefined
-  /** Set by the browser's `offline` event until the network is back: the state reads `disconnected`. */
-  let offline = false
-  let wakeCheck: ReturnType<typeof setTimeout> | undefined
-
-  const WebSocketImpl = withErrorGuard(options.WebSocket ?? (globalThis as { WebSocket?: WebSocketLike }).WebSocket)
-
-  function setState(next: ConnectionState): void {
-    if (state === next) return
-    state = next
-    emitter.emit('state', next)
-  }
 
   function emitError(code: RealtimeErrorCode, message: string, topic?: string): void {
     const error = new RealtimeError(code, message) as RealtimeError & { topic?: string }
@@ -132,95 +112,20 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     emitter.emit('error', error)
   }
 
-  function send(frame: ClientFrame): boolean {
-    if (!socket || socket.readyState !== 1) return false
-    socket.send(JSON.stringify(frame))
-    return true
-  }
-
-  async function resolveAuth(): Promise<unknown> {
-    return typeof options.auth === 'function' ? await (options.auth as () => unknown)() : options.auth
-  }
-
-  function sendSubscribe(sub: TopicSubscription): void {
+  function sendSubscribe(sub: TopicSubscription, since = sub.position): void {
     clearTimeout(sub.retryTimer)
     sub.retryTimer = undefined
-    sub.requestId = ++nextId
+    sub.requestId = connection.nextId()
     sub.onWire = true
     sub.setState('subscribing')
-    sub.sentSince = sub.position !== undefined
+    sub.sentSince = since !== undefined
     const frame: ClientFrame = { type: 'subscribe', id: sub.requestId, topic: sub.topic }
-    if (sub.position) frame.since = sub.position
-    send(frame)
-  }
-
-  function touch(): void {
-    // Any frame proves the connection alive: a pending wake check has its answer.
-    clearTimeout(wakeCheck)
-    wakeCheck = undefined
-    clearTimeout(idleTimer)
-    const timeout = options.idleTimeoutMs ?? heartbeatMs * 2
-    if (!(timeout > 0)) return
-    idleTimer = setTimeout(() => {
-      // No frame for too long: the connection is dead even if the socket has not noticed.
-      socket?.reconnect(CloseCode.HeartbeatTimeout, 'idle timeout')
-    }, timeout)
-    unref(idleTimer)
-  }
-  let heartbeatMs = 25_000
-
-  function onOpen(): void {
-    welcomed = false
-    void resolveAuth().then(
-      (auth) => {
-        if (closed || !socket || socket.readyState !== 1) return
-        const hello: ClientFrame = { type: 'hello', v: PROTOCOL_VERSION }
-        if (auth !== undefined) hello.auth = auth
-        send(hello)
-      },
-      (error: unknown) => {
-        emitError('UNAUTHORIZED', `auth() failed: ${error instanceof Error ? error.message : String(error)}`)
-        socket?.reconnect()
-      },
-    )
-    touch()
-  }
-
-  function scheduleReauth(expiresAt: number | undefined): void {
-    clearTimeout(authTimer)
-    authTimer = undefined
-    if (expiresAt === undefined || typeof options.auth !== 'function') return
-    // Renew a little before expiry: at 80% of the remaining time, at most 30 s early.
-    const remaining = expiresAt - Date.now()
-    const delay = Math.max(0, remaining - Math.min(30_000, remaining * 0.2))
-    authTimer = setTimeout(() => {
-      void resolveAuth().then(
-        (auth) => send({ type: 'auth', id: ++nextId, auth }),
-        () => undefined,
-      )
-    }, delay)
-    unref(authTimer)
+    if (since) frame.since = since
+    connection.send(frame)
   }
 
   function onFrame(frame: ServerFrame): void {
     switch (frame.type) {
-      case 'welcome': {
-        welcomed = true
-        offline = false
-        connectionId = frame.connectionId
-        if (typeof frame.heartbeatMs === 'number' && frame.heartbeatMs > 0) heartbeatMs = frame.heartbeatMs
-        touch()
-        clearInterval(pingTimer)
-        pingTimer = setInterval(() => send({ type: 'ping', id: ++nextId }), heartbeatMs)
-        unref(pingTimer)
-        scheduleReauth(frame.expiresAt)
-        setState('connected')
-        for (const sub of subscriptions.values()) if (sub.refs > 0) sendSubscribe(sub)
-        return
-      }
-      case 'authenticated':
-        scheduleReauth(frame.expiresAt)
-        return
       case 'subscribed': {
         const sub = subscriptions.get(frame.topic)
         // A late reply for a subscription dropped since (refs 0) is stale too.
@@ -234,32 +139,38 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
         sub.setState('subscribed')
         const info = { recovered: frame.recovered, position }
         sub.emit('subscribed', info)
-        emitter.emit('subscribed', frame.topic as TopicName<T>, info)
+        // Client-wide events are about this tab's own topics, not those a leader holds for others.
+        if (sub.refs > sub.remote) emitter.emit('subscribed', frame.topic as TopicName<T>, info)
         if (resync) {
           sub.emit('resync')
-          emitter.emit('resync', frame.topic as TopicName<T>)
+          if (sub.refs > sub.remote) emitter.emit('resync', frame.topic as TopicName<T>)
         }
         return
       }
       case 'patch': {
         const sub = subscriptions.get(frame.topic)
+        const at = sub?.position
         if (!sub || sub.state !== 'subscribed') return
+        // A shared connection replays for a tab that was behind, and a takeover may relay a patch
+        // twice: each tab drops what it has seen.
+        if (shared && at?.epoch === frame.epoch && compareOffsets(frame.offset, at.offset) <= 0) return
         sub.position = { epoch: frame.epoch, offset: frame.offset }
         // The topic's own listeners (hooks) first; client-wide ones see every topic.
         sub.emit('patch', frame as never)
-        emitter.emit('patch', frame as unknown as PatchMessage<T>)
+        if (sub.refs > sub.remote) emitter.emit('patch', frame as unknown as PatchMessage<T>)
         return
       }
       case 'unsubscribed': {
         if (frame.reason === undefined) return
         // Unasked: the server revoked it. Forget it so a later subscribe starts afresh.
         const sub = subscriptions.get(frame.topic)
+        const own = !sub || sub.refs > sub.remote
         if (sub) {
           sub.refs = 0
           sub.emit('unsubscribed', frame.reason)
           forget(sub)
         }
-        emitter.emit('unsubscribed', frame.topic as TopicName<T>, frame.reason)
+        if (own) emitter.emit('unsubscribed', frame.topic as TopicName<T>, frame.reason)
         return
       }
       case 'error': {
@@ -271,7 +182,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
             const delay = SUBSCRIBE_RETRY_MS[Math.min(sub.retries++, SUBSCRIBE_RETRY_MS.length - 1)] as number
             sub.onWire = false
             sub.retryTimer = setTimeout(() => {
-              if (subscriptions.get(sub.topic) === sub && sub.refs > 0 && welcomed) sendSubscribe(sub)
+              if (subscriptions.get(sub.topic) === sub && sub.refs > 0 && connection.welcomed) sendSubscribe(sub)
             }, delay)
             unref(sub.retryTimer)
             emitError(frame.code, frame.message, topic)
@@ -286,136 +197,56 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
         emitError(frame.code, frame.message, topic)
         return
       }
-      case 'pong':
-        return
     }
   }
 
-  function onMessage(event: { data: unknown }): void {
-    touch()
-    // The answer to a wake check after `online`: the kept socket survived the cut.
-    if (welcomed && !offline) setState('connected')
-    if (typeof event.data !== 'string') return
-    const parsed = parseServerFrame(event.data)
-    if (!parsed.ok) {
-      emitError('BAD_REQUEST', `unreadable frame from server: ${parsed.message}`)
-      return
-    }
-    onFrame(parsed.frame)
+  const events: ConnectionEvents = {
+    welcome() {
+      for (const sub of subscriptions.values()) if (sub.refs > 0) sendSubscribe(sub)
+    },
+    frame: onFrame,
+    closed() {
+      for (const sub of subscriptions.values()) {
+        clearTimeout(sub.retryTimer)
+        sub.onWire = false
+        // Still wanted: it is re-subscribed after the next `welcome`.
+        if (sub.state === 'subscribed') sub.setState('subscribing')
+      }
+    },
+    state: (state) => emitter.emit('state', state),
+    error: emitError,
   }
-
-  function onClose(event: { code: number; reason?: string }): void {
-    // Closed while a wake check was pending: the page is awake and the socket dead, so no backoff.
-    const waking = wakeCheck !== undefined
-    clearTimeout(wakeCheck)
-    wakeCheck = undefined
-    welcomed = false
-    connectionId = undefined
-    clearTimeout(idleTimer)
-    clearInterval(pingTimer)
-    clearTimeout(authTimer)
-    for (const sub of subscriptions.values()) {
-      clearTimeout(sub.retryTimer)
-      sub.onWire = false
-      // Still wanted: it is re-subscribed after the next `welcome`.
-      if (sub.state === 'subscribed') sub.setState('subscribing')
-    }
-    if (event.code === CloseCode.Unauthorized) {
-      emitError('UNAUTHORIZED', `the server refused the credentials (${event.reason || 'unauthorized'})`)
-      // Reconnecting with the same fixed credentials would be refused again.
-      if (typeof options.auth !== 'function') stopAfterClose = true
-    }
-    if (stopAfterClose || closed) {
-      socket?.close()
-      setState('disconnected')
-      return
-    }
-    setState(offline ? 'disconnected' : 'connecting')
-    if (waking && !offline) queueMicrotask(() => reconnectNow())
-  }
-
-  /**
-   * The page is back (visible, shown, online, resumed). A socket that died while it slept would
-   * be noticed only by the idle timeout (twice the heartbeat), and one waiting out a backoff only
-   * when the wait ends: check now. Waiting: connect now. Open (or connecting): a `ping` when
-   * welcomed, and reconnect if no frame comes within `wakeCheckTimeoutMs`.
-   */
-  function onWake(): void {
-    if (closed || stopAfterClose || !browserOnline()) return
-    offline = false
-    // A lazy client not connected yet: only the state to restore.
-    if (!socket) return setState('connecting')
-    // CLOSING or CLOSED: waiting out a backoff delay. (Wake events come in bunches: only this
-    // case replaces the socket, so the next ones do not restart an attempt already under way.)
-    if (socket.readyState >= 2) return reconnectNow()
-    if (state === 'disconnected') setState('connecting')
-    if (wakeCheck !== undefined) return
-    wakeCheck = setTimeout(() => {
-      wakeCheck = undefined
-      reconnectNow(CloseCode.HeartbeatTimeout, 'no answer after wake')
-    }, options.wakeCheckTimeoutMs ?? 2000)
-    unref(wakeCheck)
-    if (welcomed) send({ type: 'ping', id: ++nextId })
-  }
-
-  function onOffline(): void {
-    if (closed || stopAfterClose) return
-    offline = true
-    // Said at once, so the page does not show stale data as live; the socket is kept (a short
-    // cut may not have broken it) and checked when the network is back.
-    setState('disconnected')
-  }
-
-  const stopWatchingPage = options.wakeCheckTimeoutMs === 0 ? () => undefined : watchPageLifecycle({ wake: onWake, offline: onOffline })
-
-  function connect(): void {
-    if (socket || closed) return
-    const r = options.reconnect ?? {}
-    socket = new ReconnectingWebSocket(options.url as string | (() => Promise<string>), [], {
-      WebSocket: WebSocketImpl,
-      minReconnectionDelay: (r.minDelayMs ?? 500) * (1 + Math.random() * 0.5),
-      maxReconnectionDelay: r.maxDelayMs ?? 10_000,
-      reconnectionDelayGrowFactor: r.growFactor ?? 1.5,
-      connectionTimeout: 10_000,
-      maxRetries: r.maxRetries ?? Infinity,
-    })
-    socket.addEventListener('open', onOpen)
-    socket.addEventListener('message', onMessage as never)
-    socket.addEventListener('close', onClose as never)
-    // Errors show up as closes too; the listener keeps them from being thrown in some runtimes.
-    socket.addEventListener('error', ignore)
-  }
-
-  /**
-   * Reconnects now, whatever the socket is doing. An open socket is dropped and reconnected at
-   * once by reconnecting-websocket itself; one waiting out a backoff delay cannot be: it holds a
-   * connect lock until the wait ends. That one is closed for good (its pending wait then creates
-   * nothing) and replaced by a fresh socket, which connects with no delay.
-   */
-  function reconnectNow(code?: number, reason?: string): void {
-    if (closed) return
-    clearTimeout(wakeCheck)
-    wakeCheck = undefined
-    if (socket && socket.readyState === 1) return socket.reconnect(code, reason)
-    const old = socket
-    socket = undefined
-    if (old) {
-      old.removeEventListener('open', onOpen)
-      old.removeEventListener('message', onMessage as never)
-      old.removeEventListener('close', onClose as never)
-      old.removeEventListener('error', ignore)
-      old.close()
-    }
-    stopAfterClose = false
-    setState(offline ? 'disconnected' : 'connecting')
-    connect()
-  }
+  const shared =
+    options.shared &&
+    createSharedConnection(
+      options.shared.key,
+      {
+        get: (topic) => subscriptions.get(topic),
+        retain(topic, since) {
+          const sub = subscriptionOf(topic)
+          // A topic new to this tab starts where that tab is.
+          sub.position ??= since
+          sub.remote++
+          host.retain(sub)
+        },
+        release(topic) {
+          const sub = subscriptions.get(topic)
+          if (!sub?.remote) return
+          sub.remote--
+          host.release(sub)
+        },
+        replay: sendSubscribe,
+      },
+      events,
+      (relay) => createConnection(options, relay),
+    )
+  const connection = shared || createConnection(options, events)
 
   function flushUnsubscribes(): void {
     for (const topic of pendingUnsubscribe) {
       const sub = subscriptions.get(topic)
       if (!sub || sub.refs > 0) continue
-      if (sub.onWire && welcomed) send({ type: 'unsubscribe', id: ++nextId, topic })
+      if (sub.onWire && connection.welcomed) connection.send({ type: 'unsubscribe', id: connection.nextId(), topic })
       forget(sub)
     }
     pendingUnsubscribe.clear()
@@ -426,6 +257,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     clearTimeout(sub.retryTimer)
     sub.onWire = false
     sub.position = undefined
+    sub.remote = 0
     sub.retries = 0
     sub.setState('unsubscribed')
     // Kept while someone listens, so a held object stays the topic's object.
@@ -447,9 +279,9 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
       sub.refs++
       if (sub.refs === 1) {
         if (sub.state === 'unsubscribed') sub.setState('subscribing')
-        if (welcomed && !sub.onWire) sendSubscribe(sub)
+        if (connection.welcomed && !sub.onWire) sendSubscribe(sub)
       }
-      connect()
+      connection.connect()
     },
     release(sub: TopicSubscription): void {
       const current = subscriptions.get(sub.topic)
@@ -474,7 +306,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     return sub
   }
 
-  if (!options.lazy) connect()
+  if (!options.lazy) connection.connect()
 
   const client: RealtimeClient<T> = {
     subscription(topic) {
@@ -503,55 +335,26 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
       return subscriptions.get(topic)?.state ?? 'unsubscribed'
     },
     topics() {
-      return [...subscriptions.values()].filter((s) => s.refs > 0).map((s) => s.topic as TopicName<T>)
+      return [...subscriptions.values()].filter((s) => s.refs > s.remote).map((s) => s.topic as TopicName<T>)
     },
     get state() {
-      return state
+      return connection.state
     },
     get connectionId() {
-      return connectionId
+      return connection.connectionId
     },
     reconnect() {
-      reconnectNow()
+      connection.reconnect()
     },
     close() {
       if (closed) return
       closed = true
-      stopWatchingPage()
-      clearTimeout(wakeCheck)
-      clearTimeout(idleTimer)
-      clearInterval(pingTimer)
-      clearTimeout(authTimer)
       for (const sub of subscriptions.values()) {
         clearTimeout(sub.retryTimer)
         sub.setState('unsubscribed')
       }
-      socket?.close(CloseCode.Normal, 'client closed')
-      setState('disconnected')
+      connection.close()
     },
   }
   return client
-}
-
-/**
- * Node's `ws` emits 'error' as an EventEmitter event when a socket still connecting is closed
- * (reconnecting-websocket does that on a reconnect); with no `on('error')` listener that would
- * throw. Browsers' WebSocket has no `on` and needs nothing.
- */
-function withErrorGuard(Impl: WebSocketLike | undefined): WebSocketLike {
-  if (!Impl) throw new TypeError('No WebSocket implementation: pass `WebSocket` (e.g. from the "ws" package) in Node')
-  if (typeof (Impl.prototype as { on?: unknown } | undefined)?.on !== 'function') return Impl
-  const Base = Impl as new (url: string, protocols?: string | string[]) => { on(event: string, fn: () => void): void }
-  return class GuardedWebSocket extends Base {
-    constructor(url: string, protocols?: string | string[]) {
-      super(url, protocols)
-      this.on('error', () => undefined)
-    }
-  }
-}
-
-function ignore(): void {}
-
-function unref(timer: unknown): void {
-  ;(timer as { unref?: () => void }).unref?.()
 }

@@ -62,6 +62,8 @@ export interface SubscriptionHost {
  */
 export class TopicSubscription implements Subscription {
   refs = 0
+  /** The references held for other tabs (a shared client's leader): not this tab's own. */
+  remote = 0
   position: Position | undefined
   /** Whether a subscribe was sent on the current connection (and not undone since). */
   onWire = false
