@@ -3,7 +3,19 @@ import { quoteTable, type OutboxBacklog, type OutboxBatch, type OutboxRow, type 
 
 /** What the outbox needs of a `pg` client or pool: `query`. (A `pg.PoolClient` in a transaction.) */
 export interface PgQueryable {
-  query(text: string, values?: unknown[]): Promise<{ rows: any[] }>
+  /** One result, or one per statement for a query of several statements (pg's simple protocol). */
+  query(text: string, values?: unknown[]): Promise<PgResult | PgResult[]>
+}
+
+/** The part of a `pg` result the outbox reads. */
+export interface PgResult {
+  rows: any[]
+}
+
+/** The rows of statement `index` of a reply (a query of several statements answers an array). */
+function rowsOf(reply: PgResult | PgResult[], index = 0): any[] {
+  if (Array.isArray(reply)) return reply[index]?.rows ?? []
+  return index === 0 ? reply.rows : []
 }
 
 /** What the outbox needs of a `pg.PoolClient` it holds: `query`, notifications, `release`. */
@@ -110,17 +122,18 @@ export class PostgresOutbox<T extends TopicMap = TopicMap> implements OutboxStor
       // One round trip: the transaction, the lock and the rows (none unless the lock was taken).
       // The key and the table are checked names, the limit a number: no parameter is needed,
       // so the two statements go as one simple query.
-      const results = (await client.query(
+      const reply = await client.query(
         `BEGIN; SELECT l.locked, o.id, o.topics, o.payload, o.created_ms
            FROM (SELECT pg_try_advisory_xact_lock(hashtext('${this.lockKey}')) AS locked) l
            LEFT JOIN LATERAL (
              SELECT id, topics, payload, (extract(epoch FROM created_at) * 1000)::float8 AS created_ms
                FROM ${this.quoted} WHERE l.locked ORDER BY id LIMIT ${Math.max(1, Math.floor(limit))}
            ) o ON true`,
-      )) as unknown as { rows: any[] }[]
+      )
       open = true
-      const rows = (results[1]?.rows ?? []).filter((row) => row.id !== null)
-      if (!results[1]?.rows[0]?.locked) {
+      const selected = rowsOf(reply, 1)
+      const rows = selected.filter((row) => row.id !== null)
+      if (!selected[0]?.locked) {
         await end('ROLLBACK')
         return undefined
       }
@@ -156,8 +169,8 @@ export class PostgresOutbox<T extends TopicMap = TopicMap> implements OutboxStor
   }
 
   async backlog(): Promise<OutboxBacklog> {
-    const { rows } = await this.pool.query(
-      `SELECT count(*)::int AS rows, (extract(epoch FROM min(created_at)) * 1000)::float8 AS oldest FROM ${this.quoted}`,
+    const rows = rowsOf(
+      await this.pool.query(`SELECT count(*)::int AS rows, (extract(epoch FROM min(created_at)) * 1000)::float8 AS oldest FROM ${this.quoted}`),
     )
     const row = rows[0] ?? { rows: 0, oldest: null }
     return { rows: Number(row.rows), oldestAt: row.oldest === null ? undefined : Number(row.oldest) }
