@@ -13,6 +13,7 @@ import { BOT_TOKEN, SESSION_SECRET, sqliteStorage, startApp, type RunningApp, ty
 // both packages' tests.
 import { RawClient } from '../../../packages/realtime/test/utils/raw-client.js'
 import { OwnRedisServer as OwnRedis } from '../../../packages/realtime/test/utils/redis.js'
+import type { AppConfig } from '../src/server/config.js'
 import { waitFor } from '../../../packages/realtime/test/utils/wait.js'
 import { parseExposition, valueOf, type Family } from './utils/prometheus.js'
 
@@ -296,66 +297,58 @@ describe('/healthz', () => {
     expect(response).toEqual({ status: 200, body: { ok: true, bus: 'up', outbox: { backlog: 0, oldestAgeMs: 0, stale: false } } })
   })
 
-  it('answers 503 while the Redis bus is down, and counts the reconnect', async () => {
+  /** An app (SQLite) on a Redis of the test's own, which the test may stop and start. */
+  async function withOwnRedis(config: Partial<AppConfig>, test: (app: RunningApp, redis: OwnRedis) => Promise<void>): Promise<void> {
     const redis = await OwnRedis.start()
     const redisStorage = sqliteStorage()
-    const prefix = `profile-app-healthz:${process.pid}:`
     let app: RunningApp | undefined
     try {
-      app = await startApp(redisStorage.config, { config: { redisUrl: redis.url, redisPrefix: prefix, activityIntervalMs: 0 } })
-      const metric = async (name: string) => {
-        const text = await (await fetch(`${app!.url}/metrics`)).text()
-        return valueOf(parseExposition(text), name)
-      }
+      app = await startApp(redisStorage.config, { config: { redisUrl: redis.url, activityIntervalMs: 0, ...config } })
+      await test(app, redis)
+    } finally {
+      await app?.close()
+      await redis.stop()
+      await redisStorage.dispose()
+    }
+  }
+  const metricOf = async (app: RunningApp, name: string) => valueOf(parseExposition(await (await fetch(`${app.url}/metrics`)).text()), name)
+
+  it('answers 503 while the Redis bus is down, and counts the reconnect', async () => {
+    await withOwnRedis({ redisPrefix: `profile-app-healthz:${process.pid}:` }, async (app, redis) => {
+      const metric = (name: string) => metricOf(app, name)
       expect(await app.request('GET', '/healthz')).toEqual({ status: 200, body: { ok: true, bus: 'up', outbox: { backlog: 0, oldestAgeMs: 0, stale: false } } })
       expect(await metric('realtime_bus_up')).toBe(1)
 
       await redis.stop()
-      await waitFor(async () => (await app!.request('GET', '/healthz')).status === 503, 10_000, '/healthz 503')
+      await waitFor(async () => (await app.request('GET', '/healthz')).status === 503, 10_000, '/healthz 503')
       expect((await app.request('GET', '/healthz')).body).toEqual({ ok: false, bus: 'down', outbox: { backlog: 0, oldestAgeMs: 0, stale: false } })
       expect(await metric('realtime_bus_up')).toBe(0)
 
       await redis.start()
-      await waitFor(async () => (await app!.request('GET', '/healthz')).status === 200, 15_000, '/healthz 200 again')
+      await waitFor(async () => (await app.request('GET', '/healthz')).status === 200, 15_000, '/healthz 200 again')
       expect(await metric('realtime_bus_reconnects_total')).toBe(1)
       expect(await metric('realtime_bus_up')).toBe(1)
-    } finally {
-      await app?.close()
-      await redis.stop()
-      await redisStorage.dispose()
-    }
+    })
   }, 40_000)
 
   it('answers 503 while the outbox cannot drain, and publishes its rows once the bus is back', async () => {
-    const redis = await OwnRedis.start()
-    const redisStorage = sqliteStorage()
-    const prefix = `profile-app-outbox:${process.pid}:`
-    let app: RunningApp | undefined
-    try {
-      app = await startApp(redisStorage.config, {
-        config: { redisUrl: redis.url, redisPrefix: prefix, activityIntervalMs: 0, outboxStaleMs: 300 },
-      })
+    await withOwnRedis({ redisPrefix: `profile-app-outbox:${process.pid}:`, outboxStaleMs: 300 }, async (app, redis) => {
       const admin = await app.signIn('1', 'Admin')
       await redis.stop()
-      await waitFor(async () => (await app!.request('GET', '/healthz')).body.bus === 'down', 10_000, 'the bus down')
+      await waitFor(async () => (await app.request('GET', '/healthz')).body.bus === 'down', 10_000, 'the bus down')
       // The write commits; its patches wait in the outbox (the relay cannot reach the bus).
       const edit = await app.request('PUT', '/api/users/1', { token: admin.token, body: { tgUsername: 'Written while Redis was down' } })
       expect(edit.status).toBe(200)
-      await waitFor(async () => (await app!.request('GET', '/healthz')).body.outbox?.stale === true, 10_000, 'a stale outbox')
+      await waitFor(async () => (await app.request('GET', '/healthz')).body.outbox?.stale === true, 10_000, 'a stale outbox')
       const stale = (await app.request('GET', '/healthz')).body
       expect(stale.outbox.backlog).toBe(2)
       expect(stale.outbox.oldestAgeMs).toBeGreaterThan(300)
-      const text = await (await fetch(`${app.url}/metrics`)).text()
-      expect(valueOf(parseExposition(text), 'profile_app_outbox_backlog_rows')).toBe(2)
+      expect(await metricOf(app, 'profile_app_outbox_backlog_rows')).toBe(2)
 
       await redis.start()
-      await waitFor(async () => (await app!.request('GET', '/healthz')).status === 200, 20_000, '/healthz 200 again')
+      await waitFor(async () => (await app.request('GET', '/healthz')).status === 200, 20_000, '/healthz 200 again')
       expect((await app.request('GET', '/healthz')).body.outbox).toEqual({ backlog: 0, oldestAgeMs: 0, stale: false })
       expect(app.app.outboxRelay.stats().published).toBeGreaterThanOrEqual(3)
-    } finally {
-      await app?.close()
-      await redis.stop()
-      await redisStorage.dispose()
-    }
+    })
   }, 60_000)
 })

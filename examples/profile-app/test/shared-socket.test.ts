@@ -7,7 +7,7 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { openProfile, tokenOf, useBrowserAndApp, waitLive } from './utils/browser.js'
-import type { AppProcess } from './utils/process.js'
+import { apiRequest, type AppProcess } from './utils/process.js'
 import { parseExposition, valueOf } from './utils/prometheus.js'
 
 const running = useBrowserAndApp('shared-socket')
@@ -23,12 +23,7 @@ async function connections(): Promise<number> {
 }
 
 async function rename(userId: string, token: string, tgUsername: string): Promise<void> {
-  const response = await fetch(`${server.url}/api/users/${userId}`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ tgUsername }),
-  })
-  expect(response.status).toBe(200)
+  expect((await apiRequest(server.url, 'PUT', `/api/users/${userId}`, token, { tgUsername })).status).toBe(200)
 }
 
 /** Counts the WebSockets each tab of `context` opens, from its creation on. */

@@ -14,7 +14,7 @@
 import type { Browser, CDPSession, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { countNavigations, openProfile, tokenOf, useBrowserAndApp } from './utils/browser.js'
-import type { AppProcess } from './utils/process.js'
+import { apiRequest, type AppProcess } from './utils/process.js'
 import { startTcpProxy, type TcpProxy } from './utils/tcp-proxy.js'
 
 const LONG = process.env.REALTIME_LONG_TESTS === '1'
@@ -36,12 +36,7 @@ afterAll(async () => {
 })
 
 async function rename(userId: string, token: string, tgUsername: string): Promise<void> {
-  const response = await fetch(`${server.url}/api/users/${userId}`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ tgUsername }),
-  })
-  expect(response.status).toBe(200)
+  expect((await apiRequest(server.url, 'PUT', `/api/users/${userId}`, token, { tgUsername })).status).toBe(200)
 }
 
 function badge(page: Page): Promise<string | null> {

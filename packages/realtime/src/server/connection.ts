@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import { CloseCode, ErrorCode, PROTOCOL_VERSION, parseClientFrame, type ErrorFrame, type FrameId } from '../protocol.js'
+import { CloseCode, ErrorCode, PROTOCOL_VERSION, parseClientFrame, type ErrorFrame, type FrameId, type ServerFrame } from '../protocol.js'
 import { Handshake, type HandshakeContext, type Phase } from './handshake.js'
 import { TokenBucket, bucketClockMs, takeToken } from './limits.js'
 import type { PeerSocket, SocketEvents } from './socket.js'
@@ -81,8 +81,11 @@ export class Connection<P = Principal> extends Subscriber<P> implements SocketEv
     return `${CONNECTION_ID_PREFIX}-${this.number.toString(36)}`
   }
 
-  get heartbeatMs(): number {
-    return this.ctx.heartbeatMs
+  /** @internal Sends `welcome` (with the credentials' expiry, when they have one). */
+  welcome(expiresAt: number | undefined): void {
+    const frame: ServerFrame = { type: 'welcome', v: PROTOCOL_VERSION, connectionId: this.id, heartbeatMs: this.ctx.heartbeatMs }
+    if (expiresAt !== undefined) frame.expiresAt = expiresAt
+    this.send(frame)
   }
 
   /**
@@ -198,7 +201,7 @@ export class Connection<P = Principal> extends Subscriber<P> implements SocketEv
           void handshake.hello(frame)
         } else {
           this.phase = 'open'
-          this.send({ type: 'welcome', v: PROTOCOL_VERSION, connectionId: this.id, heartbeatMs: this.ctx.heartbeatMs })
+          this.welcome(undefined)
         }
         return
       case 'auth':
@@ -211,12 +214,10 @@ export class Connection<P = Principal> extends Subscriber<P> implements SocketEv
         this.send(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id })
         return
       case 'subscribe':
-        if (this.mayAct) void this.subscribe(frame)
-        else this.reject({ code: ErrorCode.UNAUTHORIZED, message: 'send "hello" with credentials first', id: frame.id, topic: frame.topic })
-        return
       case 'unsubscribe':
-        if (this.mayAct) this.unsubscribe(frame)
-        else this.reject({ code: ErrorCode.UNAUTHORIZED, message: 'send "hello" with credentials first', id: frame.id, topic: frame.topic })
+        if (!this.mayAct) this.reject({ code: ErrorCode.UNAUTHORIZED, message: 'send "hello" with credentials first', id: frame.id, topic: frame.topic })
+        else if (frame.type === 'subscribe') void this.subscribe(frame)
+        else this.unsubscribe(frame)
         return
     }
   }

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import { CloseCode, ErrorCode, PROTOCOL_VERSION, type AuthFrame, type FrameId, type HelloFrame, type ServerFrame } from '../protocol.js'
+import { CloseCode, ErrorCode, type AuthFrame, type FrameId, type HelloFrame, type ServerFrame } from '../protocol.js'
 import { count, type StatsCounters } from './stats.js'
 import type { ExpiringPrincipal, Limits, Logger, RealtimeServerOptions } from './types.js'
 
@@ -18,8 +18,9 @@ const MAX_QUEUED_BYTES = 1024 * 1024
 export interface HandshakeHost {
   readonly id: string
   phase: Phase
-  readonly heartbeatMs: number
   send(frame: ServerFrame): void
+  /** Sends `welcome`, with the credentials' expiry when they have one. */
+  welcome(expiresAt: number | undefined): void
   /** Sends an `error` frame for a bad frame (counted toward the bad-frame budget where it is abuse). */
   reject(error: { code: ErrorCode; message: string; id?: FrameId; topic?: string }): void
   close(code: number, reason: string): void
@@ -114,9 +115,7 @@ export class Handshake<P> {
     clearTimeout(this.timeoutTimer)
     this.timeoutTimer = undefined
     const expiresAt = this.adopt(result)
-    const welcome: ServerFrame = { type: 'welcome', v: PROTOCOL_VERSION, connectionId: host.id, heartbeatMs: host.heartbeatMs }
-    if (expiresAt !== undefined) welcome.expiresAt = expiresAt
-    host.send(welcome)
+    host.welcome(expiresAt)
     const queued = this.queued ?? []
     this.queued = undefined
     this.queuedBytes = 0

@@ -42,9 +42,11 @@ function checkTopic(topic: string): void {
 export class Publisher {
   constructor(private readonly ctx: PublishContext) {}
 
-  /** The hot path: no array, no extra promise (but with an idempotency key). */
+  /** The hot path: no array, no extra promise (but with an idempotency key). Every check comes before the bus is called. */
   async publish(topic: string, payload: unknown, options?: PublishOptions): Promise<Position> {
-    this.check([topic], payload)
+    this.checkOpen()
+    checkTopic(topic)
+    this.validate(topic, payload)
     const data = serialize(topic, payload)
     const { stats, logger, bus } = this.ctx
     let position: Position
@@ -70,7 +72,12 @@ export class Publisher {
    */
   async publishMany(topics: readonly string[], payload: unknown, options?: PublishOptions): Promise<Position[]> {
     if (!Array.isArray(topics)) throw new RealtimeError('INVALID_TOPIC', 'publishTopics takes an array of topics')
-    this.check(topics, payload)
+    this.checkOpen()
+    for (const topic of topics) checkTopic(topic)
+    if (topics.length > 1 && new Set(topics).size !== topics.length) {
+      throw new RealtimeError('INVALID_TOPIC', `a topic is listed twice in ${JSON.stringify(topics.slice(0, 10))}`)
+    }
+    for (const topic of topics) this.validate(topic, payload)
     const data = serialize(topics, payload)
     if (topics.length === 0) return []
     const { stats, logger, bus } = this.ctx
@@ -91,21 +98,18 @@ export class Publisher {
     return positions
   }
 
-  /** Every check but the payload's JSON: throws before anything is published. */
-  private check(topics: readonly string[], payload: unknown): void {
-    const { ctx } = this
-    if (ctx.closing()) throw new RealtimeError('CLOSED', 'the realtime server is closed')
-    for (const topic of topics) checkTopic(topic)
-    if (topics.length > 1 && new Set(topics).size !== topics.length) {
-      throw new RealtimeError('INVALID_TOPIC', `a topic is listed twice in ${JSON.stringify(topics.slice(0, 10))}`)
-    }
-    if (!ctx.validate) return
-    for (const topic of topics) {
-      try {
-        ctx.validate(topic, payload)
-      } catch (error) {
-        throw new RealtimeError('INVALID_PAYLOAD', `payload for "${topic}" is invalid: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
-      }
+  private checkOpen(): void {
+    if (this.ctx.closing()) throw new RealtimeError('CLOSED', 'the realtime server is closed')
+  }
+
+  /** The app's `validate`, its throw made an `INVALID_PAYLOAD`. */
+  private validate(topic: string, payload: unknown): void {
+    const validate = this.ctx.validate
+    if (!validate) return
+    try {
+      validate(topic, payload)
+    } catch (error) {
+      throw new RealtimeError('INVALID_PAYLOAD', `payload for "${topic}" is invalid: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
     }
   }
 }
