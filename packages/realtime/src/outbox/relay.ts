@@ -64,6 +64,8 @@ export class OutboxRelay {
   private running: Promise<void> | undefined
   /** Set when a wake came while a pass was running: one more pass follows. */
   private again = false
+  /** Set by a pass that gave its rows back (the bus or the database refused): look again after `retryMs`. */
+  private failed = false
   private closed = false
   private timer: ReturnType<typeof setTimeout> | undefined
   private unwatch: (() => Promise<void>) | undefined
@@ -94,11 +96,12 @@ export class OutboxRelay {
       try {
         do {
           this.again = false
+          this.failed = false
           await this.pass()
         } while (this.again && !this.closed)
       } finally {
         this.running = undefined
-        this.schedule(this.pollMs)
+        this.schedule(this.failed ? this.retryMs : this.pollMs)
       }
     })()
     return this.running
@@ -147,6 +150,7 @@ export class OutboxRelay {
         batch = await this.outbox.claim(this.batchSize)
       } catch (error) {
         this.logger.warn({ err: error, outbox: this.outbox.name }, 'realtime outbox: could not read the outbox')
+        this.failed = true
         return
       }
       if (batch === undefined) return
@@ -168,7 +172,7 @@ export class OutboxRelay {
         this.logger.warn({ err: error, outbox: this.outbox.name, rows: batch.rows.length, sent }, 'realtime outbox: publish failed; retrying')
         // The rows stay; what was published goes again, and the bus drops the repeats.
         await batch.abandon().catch(() => {})
-        this.schedule(this.retryMs)
+        this.failed = true
         this.again = false
         return
       }
@@ -179,7 +183,7 @@ export class OutboxRelay {
         // bus drops the repeats by their keys.
         this.counters.failures++
         this.logger.warn({ err: error, outbox: this.outbox.name, rows: batch.rows.length }, 'realtime outbox: could not delete published rows; retrying')
-        this.schedule(this.retryMs)
+        this.failed = true
         this.again = false
         return
       }
