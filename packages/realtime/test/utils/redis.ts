@@ -78,11 +78,15 @@ export function freePort(): Promise<number> {
 export class OwnRedisServer {
   private child: ChildProcess | undefined
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    /** Extra `redis-server` arguments (e.g. `--cluster-enabled yes`, `--replicaof …`). */
+    private readonly args: readonly string[] = [],
+  ) {}
 
-  /** Starts a server on a free port and waits until it answers. */
-  static async start(): Promise<OwnRedisServer> {
-    const server = new OwnRedisServer(await freePort())
+  /** Starts a server on a free port (or `port`) with extra `args` and waits until it answers. */
+  static async start(options: { args?: readonly string[]; port?: number } = {}): Promise<OwnRedisServer> {
+    const server = new OwnRedisServer(options.port ?? (await freePort()), options.args)
     await server.start()
     return server
   }
@@ -98,7 +102,7 @@ export class OwnRedisServer {
   /** Starts the server (again, on the same port) and waits until it answers PING. */
   async start(): Promise<void> {
     if (this.child) return
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.args], {
       stdio: ['ignore', 'ignore', 'pipe'],
     })
     this.child = child
