@@ -81,7 +81,13 @@ export interface PingFrame {
   type: 'ping'
   id?: FrameId
 }
-export type ClientFrame = HelloFrame | AuthFrame | SubscribeFrame | UnsubscribeFrame | PingFrame
+/** Asks for the members of a presence topic the connection is subscribed to. */
+export interface MembersFrame {
+  type: 'members'
+  id?: FrameId
+  topic: string
+}
+export type ClientFrame = HelloFrame | AuthFrame | SubscribeFrame | UnsubscribeFrame | PingFrame | MembersFrame
 
 // ---- server -> client -------------------------------------------------------------------------
 
@@ -105,6 +111,11 @@ export interface SubscribedFrame {
   epoch: string
   offset: string
   recovered: boolean
+  /**
+   * On a state topic, when the subscription was not recovered from `since`: the topic's current
+   * state (the payload of its last patch); `epoch` and `offset` are then that patch's position.
+   */
+  state?: unknown
 }
 export interface UnsubscribedFrame {
   type: 'unsubscribed'
@@ -130,6 +141,25 @@ export interface ErrorFrame {
   code: ErrorCode
   message: string
 }
+/** A member of a presence topic: an id and the small info object the server chose for it. */
+export interface PresenceMember {
+  id: string
+  info?: Record<string, unknown>
+}
+/** The reply to `members`: every member of the topic now (at most the server's `maxMembers`). */
+export interface MembersReplyFrame {
+  type: 'members'
+  id?: FrameId
+  topic: string
+  members: PresenceMember[]
+}
+/** Members that joined (with their info) and left (their ids) since the last such frame. */
+export interface PresenceFrame {
+  type: 'presence'
+  topic: string
+  join?: PresenceMember[]
+  leave?: string[]
+}
 export type ServerFrame =
   | WelcomeFrame
   | AuthenticatedFrame
@@ -138,6 +168,8 @@ export type ServerFrame =
   | PatchFrame
   | PongFrame
   | ErrorFrame
+  | MembersReplyFrame
+  | PresenceFrame
 
 // ---- validation -------------------------------------------------------------------------------
 
@@ -232,7 +264,8 @@ export function parseClientFrame(text: string): ParseResult<ClientFrame> {
       return { ok: true, frame }
     }
     case 'subscribe':
-    case 'unsubscribe': {
+    case 'unsubscribe':
+    case 'members': {
       const topic = value.topic
       if (topic === undefined) return fail(ErrorCode.BAD_REQUEST, `"${type}" needs "topic"`, id)
       if (!isValidTopic(topic)) {
@@ -243,8 +276,8 @@ export function parseClientFrame(text: string): ParseResult<ClientFrame> {
           typeof topic === 'string' && topic.length <= MAX_TOPIC_LENGTH ? topic : undefined,
         )
       }
-      if (type === 'unsubscribe') {
-        const frame: UnsubscribeFrame = { type, topic }
+      if (type !== 'subscribe') {
+        const frame: UnsubscribeFrame | MembersFrame = { type, topic }
         if (id !== undefined) frame.id = id
         return { ok: true, frame }
       }
@@ -275,6 +308,8 @@ const SERVER_TYPES = new Set([
   'patch',
   'pong',
   'error',
+  'members',
+  'presence',
 ])
 
 /**
@@ -292,7 +327,7 @@ export function parseServerFrame(text: string): ParseResult<ServerFrame> {
     return fail(ErrorCode.BAD_REQUEST, 'server frame must be an object with a "type"')
   }
   if (!SERVER_TYPES.has(value.type)) return fail(ErrorCode.UNKNOWN_TYPE, `unknown server frame "${value.type}"`)
-  const needsTopic = value.type === 'subscribed' || value.type === 'unsubscribed' || value.type === 'patch'
+  const needsTopic = value.type !== 'welcome' && value.type !== 'authenticated' && value.type !== 'pong' && value.type !== 'error'
   if (needsTopic && typeof value.topic !== 'string') {
     return fail(ErrorCode.BAD_REQUEST, `"${value.type}" without a topic`)
   }
