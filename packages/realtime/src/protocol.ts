@@ -141,10 +141,13 @@ export interface ErrorFrame {
   code: ErrorCode
   message: string
 }
-/** A member of a presence topic: an id and the small info object the server chose for it. */
-export interface PresenceMember {
+/**
+ * A member of a presence topic: an id and the small info object the server chose for it. `I` types
+ * `info` for an app that knows what its server puts there.
+ */
+export interface PresenceMember<I = Record<string, unknown>> {
   id: string
-  info?: Record<string, unknown>
+  info?: I
 }
 /** The reply to `members`: every member of the topic now (at most the server's `maxMembers`). */
 export interface MembersReplyFrame {

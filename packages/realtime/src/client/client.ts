@@ -1,10 +1,10 @@
-import { EventEmitter } from 'eventemitter3'
 import { RealtimeError, type RealtimeErrorCode } from '../errors.js'
-import { isValidTopic, type ClientFrame, type ServerFrame } from '../protocol.js'
+import { isValidTopic, type ClientFrame, type PresenceMember, type ServerFrame } from '../protocol.js'
 import type { PatchMessage, Position, TopicMap, TopicName } from '../topics.js'
 import { createConnection, unref, type ConnectionEvents } from './connection.js'
+import { Emitter } from './emitter.js'
 import { compareOffsets, createSharedConnection } from './shared.js'
-import { TopicSubscription, type Subscription, type SubscriptionState } from './subscription.js'
+import { TopicSubscription, type PresenceChange, type SubscribedInfo, type Subscription, type SubscriptionState } from './subscription.js'
 
 /** The connection state of a client. The `state` event fires on real changes only. */
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected'
@@ -16,8 +16,13 @@ export interface RealtimeClientEvents<T extends TopicMap> {
   /** The client could not recover what it missed on `topic`: refetch its state. */
   resync: (topic: TopicName<T>) => void
   state: (state: ConnectionState) => void
-  /** A subscription reached the server (`recovered` when missed patches follow). */
-  subscribed: (topic: TopicName<T>, info: { recovered: boolean; position: Position }) => void
+  /**
+   * A subscription reached the server (`recovered` when missed patches follow; `state` on a state
+   * topic that was not recovered: its current state, so no `resync` follows).
+   */
+  subscribed: (topic: TopicName<T>, info: SubscribedInfo<T[TopicName<T>]>) => void
+  /** Members of a subscribed presence topic joined or left. */
+  presence: (topic: TopicName<T>, change: PresenceChange) => void
   /** The server removed a subscription (`reason`, e.g. 'forbidden' or 'revoked'). */
   unsubscribed: (topic: TopicName<T>, reason: string) => void
   error: (error: RealtimeError & { topic?: string }) => void
@@ -74,6 +79,13 @@ export interface RealtimeClient<T extends TopicMap = TopicMap> {
   unsubscribe<K extends TopicName<T>>(topic: K): void
   on<E extends keyof RealtimeClientEvents<T>>(event: E, listener: RealtimeClientEvents<T>[E]): () => void
   off<E extends keyof RealtimeClientEvents<T>>(event: E, listener: RealtimeClientEvents<T>[E]): void
+  /**
+   * The members of presence topic `topic`, which this client must be subscribed to (wait for its
+   * `subscribed`). Rejects with the server's error (`BAD_REQUEST`: not subscribed, or no presence
+   * on the topic), with `CLOSED` when the connection is not up or drops before the reply, and with
+   * `TIMEOUT` after `timeoutMs` (default 10 000).
+   */
+  members<I = Record<string, unknown>>(topic: TopicName<T>, timeoutMs?: number): Promise<PresenceMember<I>[]>
   /** The last position seen on `topic` (what a re-subscribe sends as `since`). */
   position(topic: TopicName<T>): Position | undefined
   subscriptionState(topic: TopicName<T>): SubscriptionState
@@ -99,8 +111,11 @@ const SUBSCRIBE_RETRY_MS = [500, 1000, 2000, 5000]
 export function createRealtimeClient<T extends TopicMap = TopicMap>(
   options: RealtimeClientOptions,
 ): RealtimeClient<T> {
-  const emitter = new EventEmitter<RealtimeClientEvents<T>>()
+  const emitter = new Emitter<RealtimeClientEvents<T>>()
   const subscriptions = new Map<string, TopicSubscription>()
+  /** `members` requests waiting for their reply, by id (strings: apart from the subscribes' ids). */
+  const requests = new Map<string, (error: RealtimeError | undefined, members?: PresenceMember[]) => void>()
+  let lastRequest = 0
   const pendingUnsubscribe = new Set<string>()
   let closed = false
 
@@ -110,6 +125,10 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     if (topic !== undefined) subscriptions.get(topic)?.emit('error', error)
     // An EventEmitter without listeners would be silent; that is what we want for a client.
     emitter.emit('error', error)
+  }
+
+  function failRequests(why: string): void {
+    for (const settle of [...requests.values()]) settle(new RealtimeError('CLOSED', why))
   }
 
   function sendSubscribe(sub: TopicSubscription, since = sub.position): void {
@@ -130,17 +149,23 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
         const sub = subscriptions.get(frame.topic)
         // A late reply for a subscription dropped since (refs 0) is stale too.
         if (!sub || sub.refs === 0 || (frame.id !== undefined && frame.id !== sub.requestId)) return
-        // An unasked `subscribed` on a live topic: the server's bus lost messages we may not have seen.
-        const resync = !frame.recovered && (sub.sentSince || (frame.id === undefined && sub.state === 'subscribed'))
+        const { state } = frame
+        // An unasked `subscribed` on a live topic: the server's bus lost messages we may not have
+        // seen. With the topic's state, though, nothing needs refetching.
+        const resync = !frame.recovered && state === undefined && (sub.sentSince || (frame.id === undefined && sub.state === 'subscribed'))
         sub.retries = 0
         const position = { epoch: frame.epoch, offset: frame.offset }
         // Recovered: the missed patches follow and advance the position one by one.
         if (!frame.recovered || !sub.position) sub.position = position
+        const info: SubscribedInfo = { recovered: frame.recovered, position }
+        if (state !== undefined) {
+          info.state = sub.value = state
+          sub.stateful = true
+        }
         sub.setState('subscribed')
-        const info = { recovered: frame.recovered, position }
         sub.emit('subscribed', info)
         // Client-wide events are about this tab's own topics, not those a leader holds for others.
-        if (sub.refs > sub.remote) emitter.emit('subscribed', frame.topic as TopicName<T>, info)
+        if (sub.refs > sub.remote) emitter.emit('subscribed', frame.topic as TopicName<T>, info as never)
         if (resync) {
           sub.emit('resync')
           if (sub.refs > sub.remote) emitter.emit('resync', frame.topic as TopicName<T>)
@@ -155,6 +180,8 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
         // twice: each tab drops what it has seen.
         if (shared && at?.epoch === frame.epoch && compareOffsets(frame.offset, at.offset) <= 0) return
         sub.position = { epoch: frame.epoch, offset: frame.offset }
+        // On a state topic each payload is the whole state.
+        if (sub.stateful) sub.value = frame.payload
         // The topic's own listeners (hooks) first; client-wide ones see every topic.
         sub.emit('patch', frame as never)
         if (sub.refs > sub.remote) emitter.emit('patch', frame as unknown as PatchMessage<T>)
@@ -173,7 +200,19 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
         if (own) emitter.emit('unsubscribed', frame.topic as TopicName<T>, frame.reason)
         return
       }
+      case 'members':
+        return requests.get(frame.id as string)?.(undefined, frame.members)
+      case 'presence': {
+        const sub = subscriptions.get(frame.topic)
+        if (!sub?.refs) return
+        const change = { join: frame.join ?? [], leave: frame.leave ?? [] }
+        sub.emit('presence', change)
+        if (sub.refs > sub.remote) emitter.emit('presence', frame.topic as TopicName<T>, change)
+        return
+      }
       case 'error': {
+        const request = requests.get(frame.id as string)
+        if (request) return request(new RealtimeError(frame.code, frame.message))
         const topic = frame.topic
         const sub = topic === undefined ? undefined : subscriptions.get(topic)
         if (sub && (frame.id === undefined || frame.id === sub.requestId)) {
@@ -206,6 +245,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     },
     frame: onFrame,
     closed() {
+      failRequests('the connection closed before the reply')
       for (const sub of subscriptions.values()) {
         clearTimeout(sub.retryTimer)
         sub.onWire = false
@@ -256,7 +296,8 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
   function forget(sub: TopicSubscription): void {
     clearTimeout(sub.retryTimer)
     sub.onWire = false
-    sub.position = undefined
+    sub.position = sub.value = undefined
+    sub.stateful = false
     sub.remote = 0
     sub.retries = 0
     sub.setState('unsubscribed')
@@ -320,13 +361,27 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
       subscriptions.get(topic)?.unsubscribe()
     },
     on(event, listener) {
-      emitter.on(event, listener as never)
-      return () => {
-        emitter.off(event, listener as never)
-      }
+      emitter.on(event, listener)
+      return () => emitter.off(event, listener)
     },
     off(event, listener) {
-      emitter.off(event, listener as never)
+      emitter.off(event, listener)
+    },
+    members<I>(topic: string, timeoutMs = 10_000) {
+      return new Promise<PresenceMember<I>[]>((resolve, reject) => {
+        const id = `m${++lastRequest}`
+        const timer = setTimeout(() => settle(new RealtimeError('TIMEOUT', `no members of "${topic}" within ${timeoutMs} ms`)), timeoutMs)
+        unref(timer)
+        const settle = (error: RealtimeError | undefined, members?: PresenceMember[]) => {
+          clearTimeout(timer)
+          requests.delete(id)
+          if (error) reject(error)
+          else resolve(members as PresenceMember<I>[])
+        }
+        requests.set(id, settle)
+        if (!isValidTopic(topic)) settle(new RealtimeError('INVALID_TOPIC', `invalid topic ${JSON.stringify(String(topic).slice(0, 50))}`))
+        else if (closed || !connection.welcomed || !connection.send({ type: 'members', id, topic })) settle(new RealtimeError('CLOSED', 'not connected'))
+      })
     },
     position(topic) {
       return subscriptions.get(topic)?.position
@@ -349,6 +404,7 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
     close() {
       if (closed) return
       closed = true
+      failRequests('the client closed')
       for (const sub of subscriptions.values()) {
         clearTimeout(sub.retryTimer)
         sub.setState('unsubscribed')

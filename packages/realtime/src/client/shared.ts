@@ -8,7 +8,7 @@
  * seen already, so that none sees a gap or a duplicate. Each tab also holds a lock of its own,
  * which comes free when the tab goes: that is how the leader learns to drop a vanished tab's topics.
  */
-import type { ClientFrame, ServerFrame, SubscribeFrame } from '../protocol.js'
+import type { ClientFrame, FrameId, ServerFrame, SubscribedFrame, SubscribeFrame } from '../protocol.js'
 import type { Position } from '../topics.js'
 import type { ConnectionState } from './client.js'
 import type { Connection, ConnectionEvents } from './connection.js'
@@ -34,7 +34,7 @@ type Message =
   | { kind: 'state'; state: ConnectionState; id: string | undefined }
   /** A frame from the server, relayed by the leader to every tab or to one (`to`). */
   | { kind: 'server'; frame: ServerFrame; to?: string }
-  /** A follower's frame for the server (subscribe, unsubscribe). */
+  /** A follower's frame for the server (subscribe, unsubscribe, members). */
   | { kind: 'client'; from: string; frame: ClientFrame }
   /** A follower's arrival. (Its leaving needs no message: its own lock comes free.) */
   | { kind: 'hello'; from: string }
@@ -78,6 +78,9 @@ export function createSharedConnection(
   const tabs = new Map<string, Set<string>>()
   let waiting: Waiting[] = []
   const replays = new Map<string, Position>()
+  // Followers' `members` requests on the wire, by the leader's id for them: the tab and its own id.
+  const asks = new Map<string, [tab: string, id: FrameId | undefined]>()
+  let asked = 0
 
   const post = (message: Message) => channel?.postMessage(message)
 
@@ -147,6 +150,11 @@ export function createSharedConnection(
       answer(frame.topic)
     } else if (frame.type === 'unsubscribe' && topics.delete(frame.topic)) {
       host.release(frame.topic)
+    } else if (frame.type === 'members') {
+      // An id of the leader's own, so the reply finds its tab (and no other tab's request).
+      const id = `r${++asked}`
+      asks.set(id, [from, frame.id])
+      leader.send({ ...frame, id })
     }
   }
 
@@ -176,7 +184,10 @@ export function createSharedConnection(
         if (!from || compareOffsets(since!.offset, from.offset) < 0) from = since
         return true
       }
-      post({ kind: 'server', to: tab, frame: { type: 'subscribed', id, topic, epoch: at.epoch, offset: at.offset, recovered: !!since && (!behind || !!recovered) } })
+      const reply: SubscribedFrame = { type: 'subscribed', id, topic, epoch: at.epoch, offset: at.offset, recovered: !!since && (!behind || !!recovered) }
+      // Not recovered, on a state topic: the state at this position, as the server would send it.
+      if (!reply.recovered && sub.stateful) reply.state = sub.value
+      post({ kind: 'server', to: tab, frame: reply })
       return false
     })
     if (from) {
@@ -188,7 +199,19 @@ export function createSharedConnection(
   /** The leader's connection events: this tab's client's, relayed to the others. */
   const relay: ConnectionEvents = {
     ...events,
+    closed() {
+      // Their tabs hear of the closed connection and fail these requests themselves.
+      asks.clear()
+      events.closed()
+    },
     frame(frame) {
+      // The reply to a `members` request (string ids) goes to the tab that asked, and only there.
+      if (frame.type === 'members' || (frame.type === 'error' && typeof frame.id === 'string')) {
+        const ask = asks.get(frame.id as string)
+        if (!ask) return events.frame(frame)
+        asks.delete(frame.id as string)
+        return post({ kind: 'server', to: ask[0], frame: { ...frame, id: ask[1] } as ServerFrame })
+      }
       // A reply to this tab's own subscribe stays here: the others get theirs from `answer`.
       if (frame.type !== 'subscribed' || frame.id === undefined) {
         // Without this tab's request id: an error about the topic is every tab's.

@@ -1,6 +1,7 @@
-import { EventEmitter } from 'eventemitter3'
 import { RealtimeError } from '../errors.js'
+import type { PresenceMember } from '../protocol.js'
 import type { Position, TopicMap, TopicName } from '../topics.js'
+import { Emitter } from './emitter.js'
 
 /** The state of one topic subscription on the client. The `state` event fires on real changes only. */
 export type SubscriptionState = 'subscribing' | 'subscribed' | 'unsubscribed'
@@ -14,13 +15,35 @@ export interface TopicPatch<T extends TopicMap, K extends TopicName<T>> {
   epoch: string
 }
 
+/**
+ * What a `subscribed` event says: whether the missed patches follow (`recovered`), the position,
+ * and on a state topic that was not recovered the topic's current `state` (the payload at `position`).
+ */
+export interface SubscribedInfo<P = unknown> {
+  recovered: boolean
+  position: Position
+  /** Present on a state topic that holds a state, when the subscription was not recovered. */
+  state?: P
+}
+
+/** Members that joined a presence topic (add or replace) and the ids of those that left. */
+export interface PresenceChange<I = Record<string, unknown>> {
+  join: PresenceMember<I>[]
+  leave: string[]
+}
+
 /** The events of one topic's subscription. */
 export interface SubscriptionEvents<T extends TopicMap, K extends TopicName<T>> {
   /** A patch of this topic, in order (recovered ones included). */
   patch: (message: TopicPatch<T, K>) => void
   state: (state: SubscriptionState) => void
-  /** The subscription reached the server (`recovered` when missed patches follow). */
-  subscribed: (info: { recovered: boolean; position: Position }) => void
+  /**
+   * The subscription reached the server (`recovered` when missed patches follow; `state` on a
+   * state topic, which then needs no refetch and gets no `resync`).
+   */
+  subscribed: (info: SubscribedInfo<T[K]>) => void
+  /** Members of this presence topic joined or left. */
+  presence: (change: PresenceChange) => void
   /** The server removed the subscription (`reason`, e.g. 'revoked'). */
   unsubscribed: (reason: string) => void
   /** What was missed could not be recovered: refetch the topic's state. */
@@ -37,6 +60,12 @@ export interface Subscription<T extends TopicMap = TopicMap, K extends TopicName
   readonly state: SubscriptionState
   /** The last position seen (what a re-subscribe sends as `since`). */
   readonly position: Position | undefined
+  /**
+   * On a state topic, its current state: the `state` the server sent with `subscribed`, then each
+   * later patch's payload (each is the whole state). `undefined` until the server sent a state (a
+   * topic that is not a state topic, or that held none yet when subscribed).
+   */
+  readonly value: T[K] | undefined
   /** Adds a reference; the first one subscribes on the wire. */
   subscribe(): void
   /** Drops a reference; the last one unsubscribes on the wire (at the end of the tick). */
@@ -65,6 +94,9 @@ export class TopicSubscription implements Subscription {
   /** The references held for other tabs (a shared client's leader): not this tab's own. */
   remote = 0
   position: Position | undefined
+  value: unknown
+  /** Whether the server sent a state for this subscription: `value` then follows the patches. */
+  stateful = false
   /** Whether a subscribe was sent on the current connection (and not undone since). */
   onWire = false
   /** Id of the latest subscribe frame: replies to older ones are stale and ignored. */
@@ -74,7 +106,7 @@ export class TopicSubscription implements Subscription {
   retryTimer: ReturnType<typeof setTimeout> | undefined
   retries = 0
   private current: SubscriptionState = 'unsubscribed'
-  private readonly events = new EventEmitter<SubscriptionEvents<TopicMap, string>>()
+  private readonly events = new Emitter<SubscriptionEvents<TopicMap, string>>()
 
   constructor(
     readonly topic: string,
@@ -92,12 +124,12 @@ export class TopicSubscription implements Subscription {
   }
 
   emit<E extends keyof SubscriptionEvents<TopicMap, string>>(event: E, ...args: Parameters<SubscriptionEvents<TopicMap, string>[E]>): void {
-    ;(this.events.emit as (event: string, ...args: unknown[]) => boolean).call(this.events, event, ...args)
+    this.events.emit(event, ...(args as never))
   }
 
   /** Whether anyone listens: a subscription nobody holds nor listens to is forgotten. */
   get listened(): boolean {
-    return this.events.eventNames().length > 0
+    return this.events.listened
   }
 
   subscribe(): void {
