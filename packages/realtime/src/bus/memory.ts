@@ -1,7 +1,9 @@
 import { RealtimeError } from '../errors.js'
 import { addMember, deleteMember, memberCount, type Members } from '../members.js'
 import type { Position } from '../topics.js'
+import { MemoryPresence } from './presence.js'
 import {
+  compareOffsets,
   DEFAULT_HISTORY_SIZE,
   DEFAULT_HISTORY_TTL_MS,
   type Bus,
@@ -65,6 +67,10 @@ export class InMemoryBus implements Bus {
   private sweepTimer: ReturnType<typeof setInterval> | undefined
   /** The positions of publishes made with an idempotency key, kept for the history age. */
   private readonly idempotent = new Map<string, { positions: Position[]; at: number }>()
+  /** The retained state of each state topic (never swept: a state outlives the history). */
+  private readonly states = new Map<string, BusMessage>()
+  /** The members of presence topics, for every server sharing this bus. */
+  readonly presence = new MemoryPresence()
 
   constructor(options: InMemoryBusOptions = {}) {
     this.size = Math.max(0, Math.floor(options.history?.size ?? DEFAULT_HISTORY_SIZE))
@@ -171,8 +177,20 @@ export class InMemoryBus implements Bus {
     return { messages: entries.slice(first), recovered: true, position }
   }
 
+  async retain(message: BusMessage): Promise<void> {
+    const kept = this.states.get(message.topic)
+    if (kept !== undefined && kept.epoch === message.epoch && compareOffsets(kept.offset, message.offset) >= 0) return
+    this.states.set(message.topic, { topic: message.topic, data: message.data, epoch: message.epoch, offset: message.offset })
+  }
+
+  async retained(topic: string): Promise<BusMessage | undefined> {
+    return this.states.get(topic)
+  }
+
   async close(): Promise<void> {
     this.closed = true
+    this.states.clear()
+    this.presence.clear()
     if (this.sweepTimer) clearInterval(this.sweepTimer)
     this.sweepTimer = undefined
     this.topics.clear()

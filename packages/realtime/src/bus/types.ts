@@ -1,3 +1,4 @@
+import type { PresenceMember } from '../protocol.js'
 import type { Position } from '../topics.js'
 
 /** One message on the bus: its topic, its payload as JSON text, and its position in the topic. */
@@ -79,10 +80,56 @@ export interface Bus {
    */
   onGap?(listener: (topic: string) => void): () => void
   /**
+   * Keeps `message` as its topic's retained state (a state topic's last payload), unless the topic
+   * already retains a later one. Optional: a server with `stateTopics` needs it (and `retained`).
+   */
+  retain?(message: BusMessage): Promise<void>
+  /** The retained state of `topic`: the last message given to `retain`, or undefined. */
+  retained?(topic: string): Promise<BusMessage | undefined>
+  /** Members of presence topics across the instances on this bus. Optional: `presence` needs it. */
+  readonly presence?: BusPresence
+  /**
    * The state of the bus's publisher flow control, where it has one (`RedisBus`): how far this
    * instance's publishes run ahead of their delivery, and how many wait. Optional.
    */
   readonly flowControl?: BusFlowControl
+}
+
+/** A change of a presence topic's members, as a bus reports it to a watcher. */
+export interface PresenceChange {
+  /** Members that joined (or whose info changed). */
+  join?: PresenceMember[]
+  /** Ids of members that left. */
+  leave?: string[]
+  /**
+   * The whole member list, replacing what the watcher had: sent after the bus may have missed
+   * changes (its Redis connection was lost, say).
+   */
+  members?: PresenceMember[]
+}
+
+export type PresenceListener = (change: PresenceChange) => void
+
+/**
+ * The members of presence topics across every instance on a bus. An instance holds a member on a
+ * topic while one of its connections does (the server counts its own connections): a member
+ * joins with the first instance that holds it and leaves with the last; the members held by an
+ * instance that died leave after the bus's presence age (`RedisBus`: `presenceTtlMs`).
+ */
+export interface BusPresence {
+  /**
+   * This instance holds `member` on `topic`. Resolves false (nothing held) when the topic already
+   * has `maxMembers` other members.
+   */
+  join(topic: string, member: PresenceMember, maxMembers: number): Promise<boolean>
+  /** This instance no longer holds `memberId` on `topic`. */
+  leave(topic: string, memberId: string): Promise<void>
+  /**
+   * Follows `topic`'s members: resolves with the members now; every later change reaches
+   * `listener` in order, none missed (after a possible loss the bus sends the whole list).
+   */
+  watch(topic: string, listener: PresenceListener): Promise<PresenceMember[]>
+  unwatch(topic: string, listener: PresenceListener): Promise<void>
 }
 
 /** Publisher flow control of a bus (see `RedisBus`'s `flowControl` option). */

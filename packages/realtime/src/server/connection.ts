@@ -215,8 +215,10 @@ export class Connection<P = Principal> extends Subscriber<P> implements SocketEv
         return
       case 'subscribe':
       case 'unsubscribe':
+      case 'members':
         if (!this.mayAct) this.reject({ code: ErrorCode.UNAUTHORIZED, message: 'send "hello" with credentials first', id: frame.id, topic: frame.topic })
         else if (frame.type === 'subscribe') void this.subscribe(frame)
+        else if (frame.type === 'members') void this.members(frame)
         else this.unsubscribe(frame)
         return
     }

@@ -16,6 +16,8 @@ export interface PublishContext {
   subscriberCount(topic: string): number
   /** True once the server is closing: publishes are refused. */
   closing(): boolean
+  /** The `stateTopics` rule: a publish to such a topic is kept as its state. */
+  readonly stateTopics: ((topic: string) => boolean) | undefined
 }
 
 /**
@@ -62,6 +64,7 @@ export class Publisher {
     stats.busPublish.observe((performance.now() - started) / 1000)
     stats.published++
     if (logger !== undefined) logPublished(logger, topic, position, this.ctx.subscriberCount(topic))
+    if (this.ctx.stateTopics?.(topic)) await this.retain(topic, data, position)
     return position
   }
 
@@ -95,7 +98,24 @@ export class Publisher {
     if (logger !== undefined) {
       topics.forEach((topic, i) => logPublished(logger, topic, positions[i] as Position, this.ctx.subscriberCount(topic)))
     }
+    const stateTopics = this.ctx.stateTopics
+    if (stateTopics) {
+      await Promise.all(topics.map((topic, i) => (stateTopics(topic) ? this.retain(topic, data, positions[i] as Position) : undefined)))
+    }
     return positions
+  }
+
+  /**
+   * Keeps a state topic's payload as its state. The message is published whatever happens here: a
+   * failure is logged, not thrown (a retry would publish it twice), and a subscriber that then gets
+   * the older state also gets the patches after it from the history.
+   */
+  private async retain(topic: string, data: string, position: Position): Promise<void> {
+    try {
+      await this.ctx.bus.retain?.({ topic, data, epoch: position.epoch, offset: position.offset })
+    } catch (error) {
+      this.ctx.logger?.warn({ err: error, topic }, 'realtime: the state of a state topic could not be kept')
+    }
   }
 
   private checkOpen(): void {

@@ -10,11 +10,13 @@ import { Admission } from './admission.js'
 import { Connection, type ConnectionContext, type ConnectionSubscription } from './connection.js'
 import { Heartbeat } from './heartbeat.js'
 import { resolveLimits } from './limits.js'
+import { DEFAULT_LEAVE_DELAY_MS, DEFAULT_MAX_MEMBERS, DEFAULT_PRESENCE_FLUSH_MS, LocalPresence, checkedMember, defaultMember } from './presence.js'
 import { Publisher } from './publish.js'
+import type { SubscriberPresence } from './subscriptions.js'
 import { RealtimeSocket } from './socket.js'
 import { StatsCounters, count } from './stats.js'
 import { LocalTopics, type ServerTopicListener } from './topics.js'
-import type { Logger, Principal, RealtimeServer, RealtimeServerOptions, TopicListenerHandle } from './types.js'
+import type { Logger, PresenceOptions, Principal, RealtimeServer, RealtimeServerOptions, TopicListenerHandle } from './types.js'
 
 /** An upgrade socket's error ends it; a plain function, so no closure outlives the handshake. */
 function destroySocket(this: Duplex): void {
@@ -56,6 +58,11 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     // Once per message, after its whole local fanout: never per subscriber.
     if (message.publishedAt !== undefined) stats.publishToSend.observe((wallClockMs() - message.publishedAt) / 1000)
   })
+  const stateTopics = options.stateTopics
+  if (stateTopics && (!bus.retain || !bus.retained)) {
+    throw new TypeError('`stateTopics` needs a bus that keeps state (retain/retained): InMemoryBus and RedisBus do')
+  }
+  const presence = options.presence ? makePresence(options.presence, bus, logger) : undefined
   const connections = new Set<Connection<P>>()
   const admission = new Admission(limits, options.trustProxy)
   let busUp = bus.healthy !== false
@@ -92,6 +99,8 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     heartbeatMs,
     handshake: options.authenticate ? { authenticate: options.authenticate, limits, stats, logger } : undefined,
     authorize: options.authorize,
+    stateTopics,
+    presence,
     onClosed(connection) {
       if (!connections.delete(connection)) return
       admission.release(connection.address)
@@ -110,6 +119,7 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     validate: options.validate,
     subscriberCount: (topic) => topics.subscriberCount(topic),
     closing: () => closing !== undefined,
+    stateTopics,
   })
 
   const heartbeat = new Heartbeat(heartbeatMs, () => {
@@ -213,6 +223,10 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
       busStatus: busUp ? 'up' : 'down',
       busiestTopics: topics.busiest(BUSIEST_TOPICS),
     })
+    if (presence) {
+      const { local } = presence
+      snapshot.presence = { topics: local.topicCount, held: local.heldCount, ...local.counters }
+    }
     const flow = bus.flowControl
     if (flow) {
       snapshot.busFlowControl = { window: flow.window, inFlight: flow.inFlight, waiting: flow.waiting, lastLagMs: flow.lastLagMs }
@@ -241,6 +255,8 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
       if (options.server) options.server.off('upgrade', onServerUpgrade)
       heartbeat.stop()
       await closeConnections()
+      // Members held here leave now rather than after the bus's presence age.
+      await presence?.local.close()
       stopBusStatus?.()
       stopBusGaps?.()
       await new Promise<void>((resolve) => wss.close(() => resolve()))
@@ -259,5 +275,29 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     stats: stats_,
     close,
     bus,
+  }
+}
+
+/** The server's presence from its `presence` option, checked against the bus. */
+function makePresence<P>(options: PresenceOptions<P>, bus: Bus, logger: Logger): SubscriberPresence<P> {
+  if (!bus.presence) throw new TypeError('`presence` needs a bus with presence: InMemoryBus and RedisBus have it')
+  if (typeof options.topics !== 'function') throw new TypeError('`presence.topics` must be a function (topic) => boolean')
+  const local = new LocalPresence(
+    bus.presence,
+    {
+      maxMembers: Math.max(1, Math.floor(options.maxMembers ?? DEFAULT_MAX_MEMBERS)),
+      leaveDelayMs: Math.max(0, options.leaveDelayMs ?? DEFAULT_LEAVE_DELAY_MS),
+      flushMs: Math.max(0, options.flushMs ?? DEFAULT_PRESENCE_FLUSH_MS),
+    },
+    logger,
+  )
+  const { member, watch } = options
+  return {
+    local,
+    topics: options.topics,
+    member: member
+      ? (principal, topic) => checkedMember(member(principal, topic), logger, topic)
+      : (principal, _topic, connectionId) => defaultMember(principal, connectionId),
+    watch: watch ? (principal, topic) => watch(principal, topic) === true : () => true,
   }
 }

@@ -1,9 +1,10 @@
 import { catchUp } from '../bus/catchup.js'
 import type { Bus, BusMessage } from '../bus/types.js'
 import { keyedCount, keyedDelete, keyedGet, keyedSet, keyedValues, type KeyedMembers } from '../members.js'
-import { ErrorCode, type FrameId, type SubscribeFrame, type UnsubscribeFrame } from '../protocol.js'
+import { ErrorCode, type FrameId, type MembersFrame, type PresenceMember, type SubscribeFrame, type UnsubscribeFrame } from '../protocol.js'
 import type { Position } from '../topics.js'
 import { Outbound, type OutboundContext } from './outbound.js'
+import type { LocalPresence } from './presence.js'
 import { count } from './stats.js'
 import { patchText, type LocalTopics, type Subscription } from './topics.js'
 import type { Logger, Principal } from './types.js'
@@ -14,6 +15,30 @@ export interface SubscriberContext<P> extends OutboundContext {
   readonly topics: LocalTopics<ConnectionSubscription<P>>
   readonly logger: Logger
   readonly authorize: ((principal: P, topic: string) => boolean | Promise<boolean>) | undefined
+  /** The `stateTopics` rule, when the server has state topics. */
+  readonly stateTopics: ((topic: string) => boolean) | undefined
+  /** Presence, when the server has the `presence` option. */
+  readonly presence: SubscriberPresence<P> | undefined
+}
+
+/** What subscriptions need of the server's presence. */
+export interface SubscriberPresence<P> {
+  readonly local: LocalPresence
+  topics(topic: string): boolean
+  /** The member a connection's principal is on a topic (undefined: none). */
+  member(principal: P, topic: string, connectionId: string): PresenceMember | undefined
+  watch(principal: P, topic: string): boolean
+}
+
+/** Where a subscription starts: its position, whether it recovered, the history to replay, the state. */
+interface StartingPoint {
+  position: Position
+  /** The topic's position now (`position` is the state's, with a state). */
+  latest: Position
+  recovered: boolean
+  messages: readonly BusMessage[]
+  /** The retained state sent with `subscribed` (a state topic), or undefined. */
+  state: BusMessage | undefined
 }
 
 /** A subscription of a connection, with what the protocol needs to answer for it. */
@@ -21,6 +46,8 @@ export interface ConnectionSubscription<P = Principal> extends Subscription {
   readonly sink: Subscriber<P>
   /** False once unsubscribed or closed: async steps of a pending subscribe check it. */
   active: boolean
+  /** On a presence topic, once `subscribed` was sent: the member it holds and whether it watches. */
+  presence?: { member: string | undefined; watching: boolean }
 }
 
 /**
@@ -61,9 +88,11 @@ export abstract class Subscriber<P = Principal> extends Outbound {
     const subscription = keyedGet(this.subscriptions, topic)
     if (!subscription || subscription.pending) return
     try {
-      const { position } = await this.ctx.bus.history(topic)
+      const start = await this.startingPoint(topic, undefined)
       if (!subscription.active || keyedGet(this.subscriptions, topic) !== subscription) return
-      this.send({ type: 'subscribed', topic, epoch: position.epoch, offset: position.offset, recovered: false })
+      // A state with patches after it would need those replayed beside the live ones: refetch instead.
+      if (start.state !== undefined && start.messages.length === 0) this.sendSubscribed(undefined, topic, start)
+      else this.send({ type: 'subscribed', topic, epoch: start.latest.epoch, offset: start.latest.offset, recovered: false })
     } catch (error) {
       this.ctx.logger.warn({ err: error, topic, connectionId: this.id }, 'realtime: resync after a bus gap failed')
     }
@@ -103,12 +132,13 @@ export abstract class Subscriber<P = Principal> extends Outbound {
       // Join first, then read history: what is published meanwhile waits in `pending`.
       await ctx.topics.join(subscription)
       if (!subscription.active) return
-      const history = await ctx.bus.history(topic, frame.since)
+      const start = await this.startingPoint(topic, frame.since)
       if (!subscription.active) return
-      const { position, recovered } = history
-      this.send({ type: 'subscribed', ...(id === undefined ? {} : { id }), topic, epoch: position.epoch, offset: position.offset, recovered })
+      const { position, recovered } = start
+      this.sendSubscribed(id, topic, start)
+      if (ctx.presence?.topics(topic)) this.enterPresence(ctx.presence, subscription)
       const from = { epoch: position.epoch, offset: recovered && frame.since ? frame.since.offset : position.offset }
-      await this.replay(subscription, history.messages, from)
+      await this.replay(subscription, start.messages, from)
     } catch (error) {
       if (!subscription.active) return
       this.drop(subscription)
@@ -116,6 +146,73 @@ export abstract class Subscriber<P = Principal> extends Outbound {
       count(ctx.stats.errors, ErrorCode.INTERNAL)
       this.send({ type: 'error', ...(id === undefined ? {} : { id }), topic, code: ErrorCode.INTERNAL, message: 'subscribe failed: the bus is unavailable; retry later' })
     }
+  }
+
+  /**
+   * Reads where a subscription starts: the history after `since`; on a state topic that does not
+   * recover, the retained state and the messages after it (or, when those are gone from the
+   * history while later ones exist, no state: the client refetches).
+   */
+  private async startingPoint(topic: string, since: Position | undefined): Promise<StartingPoint> {
+    const { bus, stateTopics } = this.ctx
+    const history = await bus.history(topic, since)
+    const plain: StartingPoint = { position: history.position, latest: history.position, recovered: history.recovered, messages: history.messages, state: undefined }
+    if (history.recovered || !stateTopics?.(topic) || !bus.retained) return plain
+    const state = await bus.retained(topic)
+    if (state === undefined) return plain
+    const at: Position = { epoch: state.epoch, offset: state.offset }
+    if (at.epoch === history.position.epoch && at.offset === history.position.offset) return { ...plain, position: at, state }
+    const after = await bus.history(topic, at)
+    // Recovered: the patches after the state follow it. An empty topic (its history expired, or lost
+    // with Redis): nothing came after the state that anyone could replay, so it is the latest.
+    if (after.recovered || after.position.offset === '0') return { position: at, latest: after.position, recovered: false, messages: after.messages, state }
+    return plain
+  }
+
+  /** The `subscribed` reply; with a state, its JSON goes in as it is (it was serialized at publish). */
+  private sendSubscribed(id: FrameId | undefined, topic: string, start: StartingPoint): void {
+    const { position, recovered, state } = start
+    const frame = { type: 'subscribed' as const, ...(id === undefined ? {} : { id }), topic, epoch: position.epoch, offset: position.offset, recovered }
+    if (state === undefined) this.send(frame)
+    else this.sendText(JSON.stringify(frame).slice(0, -1) + ',"state":' + state.data + '}')
+  }
+
+  /** A presence topic's subscription confirmed: the principal holds its member and watches, as allowed. */
+  private enterPresence(presence: SubscriberPresence<P>, subscription: ConnectionSubscription<P>): void {
+    const { topic } = subscription
+    let member: PresenceMember | undefined
+    let watching = false
+    try {
+      member = presence.member(this.principal, topic, this.id)
+      watching = presence.watch(this.principal, topic)
+    } catch (error) {
+      this.ctx.logger.error({ err: error, topic, connectionId: this.id }, 'realtime: presence member/watch threw')
+    }
+    subscription.presence = { member: member?.id, watching }
+    presence.local.add(topic, member, watching ? this : undefined)
+  }
+
+  /** `members`: the list of a presence topic this connection watches, from the instance's mirror. */
+  protected async members(frame: MembersFrame): Promise<void> {
+    const { topic, id } = frame
+    const presence = this.ctx.presence
+    const subscription = keyedGet(this.subscriptions, topic)
+    if (!presence?.topics(topic)) {
+      this.reject({ code: ErrorCode.BAD_REQUEST, message: `"${topic}" is not a presence topic`, id, topic })
+      return
+    }
+    if (!subscription?.presence) {
+      this.reject({ code: ErrorCode.BAD_REQUEST, message: `subscribe to "${topic}" first`, id, topic })
+      return
+    }
+    if (!subscription.presence.watching) {
+      count(this.ctx.stats.refused, 'forbidden')
+      this.reject({ code: ErrorCode.FORBIDDEN, message: `not allowed to see the members of "${topic}"`, id, topic })
+      return
+    }
+    const members = await presence.local.members(topic)
+    if (!subscription.active) return
+    this.send({ type: 'members', ...(id === undefined ? {} : { id }), topic, members })
   }
 
   /** Runs `authorize`; false (and the subscription gone, the client told) when it says no or throws. */
@@ -183,5 +280,7 @@ export abstract class Subscriber<P = Principal> extends Outbound {
     subscription.active = false
     subscription.pending = null
     this.ctx.topics.leave(subscription)
+    const held = subscription.presence
+    if (held) this.ctx.presence?.local.remove(subscription.topic, held.member, held.watching ? this : undefined)
   }
 }

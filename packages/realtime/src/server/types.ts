@@ -1,6 +1,7 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Bus, BusFlowControl, HistoryOptions, PublishOptions } from '../bus/types.js'
+import type { PresenceMember } from '../protocol.js'
 import type { Position, TopicMap, TopicName, TopicsPayload } from '../topics.js'
 import type { TrustProxy } from './admission.js'
 import type { LatencyStats } from './latency.js'
@@ -82,6 +83,38 @@ export interface RealtimeServerOptions<P = Principal> {
   closeBus?: boolean
   /** Optional payload validation at publish time (e.g. a map of Standard Schema validators). */
   validate?: (topic: string, payload: unknown) => void
+  /**
+   * Which topics are **state topics**: each keeps its last payload (the whole state, not a diff),
+   * and a subscriber that does not recover from `since` gets it in `subscribed` (`state`), then the
+   * patches after it. The bus must support it (`InMemoryBus` and `RedisBus` do). Every instance
+   * must use the same rule. See docs/PROTOCOL.md#state-topics.
+   */
+  stateTopics?: (topic: string) => boolean
+  /** Presence: who is subscribed to which topics, across instances. See `PresenceOptions`. */
+  presence?: PresenceOptions<P>
+}
+
+/** The `presence` server option (docs/api/server.md#presence). */
+export interface PresenceOptions<P = Principal> {
+  /** Which topics are presence topics. Every instance must use the same rule. */
+  topics: (topic: string) => boolean
+  /**
+   * The member a subscribed principal is: an id (one member however many connections have it) and
+   * a small `info` object (at most 1 KiB of JSON), or null: not a member (an admin watching, say).
+   * Default: the principal's `id` when it has a string or number one, else the connection's id.
+   */
+  member?: (principal: P, topic: string) => PresenceMember | null | undefined
+  /** Whether a subscribed principal gets `presence` frames and may ask for `members`. Default: yes. */
+  watch?: (principal: P, topic: string) => boolean
+  /** Members listed per topic; joins beyond it are not listed. Default 1000. */
+  maxMembers?: number
+  /**
+   * How long a member whose last connection closed stays listed, so a reload or a reconnect (to any
+   * instance) causes no leave and join. Default 2000 ms.
+   */
+  leaveDelayMs?: number
+  /** Changes of a topic go out together, at most one frame per watcher per this interval. Default 50 ms. */
+  flushMs?: number
 }
 
 /** A topic with local members, for `stats().busiestTopics`. */
@@ -137,6 +170,22 @@ export interface RealtimeStats {
   busPublish: LatencyStats
   /** The topics with the most local subscribers, busiest first (at most 10). */
   busiestTopics: TopicActivity[]
+  /** Presence on this instance (absent without the `presence` option). */
+  presence?: PresenceStats
+}
+
+/** `stats().presence`. */
+export interface PresenceStats {
+  /** Presence topics with members held or watched here (gauge). */
+  topics: number
+  /** Members this instance holds, over all topics (gauge). */
+  held: number
+  /** Member changes (join and leave entries) sent in `presence` frames. */
+  changesSent: number
+  /** `presence` frames sent. */
+  framesSent: number
+  /** Joins not listed because the topic was at `maxMembers`. */
+  capped: number
 }
 
 /** Removes a server-side topic listener; `ready` resolves once its bus subscription is in place. */
