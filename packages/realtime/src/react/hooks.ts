@@ -12,6 +12,8 @@ import {
 } from 'react'
 import type { ConnectionState, RealtimeClient } from '../client/client.js'
 import type { Subscription, TopicPatch } from '../client/subscription.js'
+import type { RealtimeError } from '../errors.js'
+import type { PresenceMember } from '../protocol.js'
 import type { TopicMap, TopicName } from '../topics.js'
 import { safeMerge } from './merge.js'
 
@@ -43,6 +45,11 @@ export interface UseTopicOptions<T extends TopicMap, K extends TopicName<T>> {
   enabled?: boolean
   /** Called when what was missed on the topic could not be recovered: refetch. */
   onResync?: (topic: K) => void
+  /**
+   * On a state topic: called with its current state when the hook starts on a subscription that
+   * has one, and whenever the server sends it (each `subscribed` that was not recovered).
+   */
+  onState?: (state: T[K], topic: K) => void
 }
 
 /**
@@ -71,9 +78,12 @@ export function useTopic<T extends TopicMap, K extends TopicName<T>>(
     const offs = [
       sub.on('patch', (message) => latest.current.onPatch(message)),
       sub.on('resync', () => latest.current.options.onResync?.(topic)),
+      sub.on('subscribed', (info) => 'state' in info && latest.current.options.onState?.(info.state as T[K], topic)),
       sub.on('state', setStatus),
     ]
     sub.subscribe()
+    // Already live for another holder: its state is known now.
+    if (sub.value !== undefined) latest.current.options.onState?.(sub.value, topic)
     setStatus(sub.state)
     return () => {
       for (const off of offs) off()
@@ -91,8 +101,10 @@ export interface UseTopicStateOptions<T extends TopicMap, K extends TopicName<T>
 }
 
 /**
- * State kept live by a topic: starts at `initial`, and each patch is merged into it. Returns the
- * state, a setter (for the app's own fetches and optimistic edits) and the topic status.
+ * State kept live by a topic: starts at `initial`, and each patch is merged into it. On a state
+ * topic the server's state replaces it (through `merge` when given) as soon as it arrives, so no
+ * fetch is needed. Returns the state, a setter (for the app's own fetches and optimistic edits)
+ * and the topic status.
  */
 export function useTopicState<T extends TopicMap, K extends TopicName<T>, S = T[K]>(
   topic: K,
@@ -106,9 +118,81 @@ export function useTopicState<T extends TopicMap, K extends TopicName<T>, S = T[
     const merge = mergeRef.current
     setState((prev) => (merge ? merge(prev, message.payload) : safeMerge(prev, message.payload)))
   }, [])
-  const { status } = useTopic<T, K>(topic, onPatch, options)
+  const { status } = useTopic<T, K>(topic, onPatch, {
+    ...options,
+    onState(value, key) {
+      const merge = mergeRef.current
+      setState((prev) => (merge ? merge(prev, value) : (value as unknown as S)))
+      options.onState?.(value, key)
+    },
+  })
   return [state, setState, { status }]
 }
+
+/** What `usePresence` returns. */
+export interface PresenceState<I = Record<string, unknown>> {
+  /** The topic's members now, in the order they came. Empty until the first reply. */
+  members: PresenceMember<I>[]
+  status: TopicStatus
+  /** Why the last `members` request failed (the next `subscribed` asks again). */
+  error: RealtimeError | undefined
+}
+
+/**
+ * The members of presence topic `topic`, live: subscribes to it while mounted (and `enabled`),
+ * asks for the members after each `subscribed` (so after every reconnect too), and applies the
+ * `presence` frames in between (a join adds or replaces, a leave removes).
+ */
+export function usePresence<T extends TopicMap = TopicMap, K extends TopicName<T> = TopicName<T>, I = Record<string, unknown>>(
+  topic: K,
+  options: { enabled?: boolean } = {},
+): PresenceState<I> {
+  const client = useRealtimeClient<T>()
+  const enabled = options.enabled ?? true
+  const [members, setMembers] = useState<PresenceMember<I>[]>([])
+  const [error, setError] = useState<RealtimeError>()
+  const { status } = useTopic<T, K>(topic, ignore, { enabled })
+
+  useEffect(() => {
+    setMembers([])
+    if (!enabled) return
+    const sub = client.subscription(topic)
+    const byId = new Map<string, PresenceMember<I>>()
+    // Replies to an older request (before a reconnect) are stale once a newer one was sent.
+    let asked = 0
+    const show = () => setMembers([...byId.values()])
+    const ask = () => {
+      const mine = ++asked
+      client.members<I>(topic).then(
+        (list) => {
+          if (mine !== asked) return
+          byId.clear()
+          for (const member of list) byId.set(member.id, member)
+          setError(undefined)
+          show()
+        },
+        (reason: RealtimeError) => mine === asked && setError(reason),
+      )
+    }
+    const offs = [
+      sub.on('subscribed', ask),
+      sub.on('presence', ({ join, leave }) => {
+        for (const id of leave) byId.delete(id)
+        for (const member of join) byId.set(member.id, member as PresenceMember<I>)
+        show()
+      }),
+    ]
+    if (sub.state === 'subscribed') ask()
+    return () => {
+      asked = -1
+      for (const off of offs) off()
+    }
+  }, [client, topic, enabled])
+
+  return { members, status, error }
+}
+
+function ignore(): void {}
 
 /** What `useSubscription` returns. */
 export interface SubscriptionHandle<T extends TopicMap, K extends TopicName<T>> {

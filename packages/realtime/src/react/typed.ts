@@ -5,10 +5,12 @@ import type { TopicMap, TopicName } from '../topics.js'
 import {
   RealtimeProvider,
   useConnectionState,
+  usePresence,
   useRealtimeClient,
   useSubscription,
   useTopic,
   useTopicState,
+  type PresenceState,
   type SubscriptionHandle,
   type TopicStatus,
   type UseTopicOptions,
@@ -21,8 +23,11 @@ import {
  */
 type NoInfer<S> = [S][S extends unknown ? 0 : never]
 
-/** The hooks of `createRealtimeHooks<T>()`: every topic and payload checked against `T`, no type arguments. */
-export interface RealtimeHooks<T extends TopicMap> {
+/**
+ * The hooks of `createRealtimeHooks<T, I>()`: every topic and payload checked against `T`, no type
+ * arguments; `I` is the `info` of presence members.
+ */
+export interface RealtimeHooks<T extends TopicMap, I = Record<string, unknown>> {
   /** Makes `client` (a client of the same topic map) available to the hooks below it. */
   RealtimeProvider: (props: { client: RealtimeClient<T>; children?: ReactNode }) => ReactElement
   /** The client given to the nearest `RealtimeProvider`. */
@@ -43,19 +48,21 @@ export interface RealtimeHooks<T extends TopicMap> {
   useConnectionState: () => ConnectionState
   /** The topic's `Subscription` object, held while mounted, and its status. */
   useSubscription: <K extends TopicName<T>>(topic: K, options?: { enabled?: boolean }) => SubscriptionHandle<T, K>
+  /** The members of presence topic `topic`, live, and its status. */
+  usePresence: <K extends TopicName<T>>(topic: K, options?: { enabled?: boolean }) => PresenceState<I>
 }
 
 /**
- * The hooks bound to the app's topic map, so call sites need no type arguments and a typo in a
- * topic or a wrong payload field is a compile error:
+ * The hooks bound to the app's topic map (and the `info` type of its presence members), so call
+ * sites need no type arguments and a typo in a topic or a wrong payload field is a compile error:
  *
  * ```ts
- * export const { RealtimeProvider, useTopic, useTopicState, useConnectionState, useSubscription } =
- *   createRealtimeHooks<Topics>()
+ * export const { RealtimeProvider, useTopic, useTopicState, useConnectionState, useSubscription, usePresence } =
+ *   createRealtimeHooks<Topics, { name: string }>()
  * ```
  *
  * They are the package's hooks themselves (one context), only typed: nothing is created at run time.
  */
-export function createRealtimeHooks<T extends TopicMap>(): RealtimeHooks<T> {
-  return { RealtimeProvider, useRealtimeClient, useTopic, useTopicState, useConnectionState, useSubscription }
+export function createRealtimeHooks<T extends TopicMap, I = Record<string, unknown>>(): RealtimeHooks<T, I> {
+  return { RealtimeProvider, useRealtimeClient, useTopic, useTopicState, useConnectionState, useSubscription, usePresence: usePresence as RealtimeHooks<T, I>['usePresence'] }
 }
