@@ -5,7 +5,8 @@
  * version, with Chromium's own locks and channels, is examples/profile-app/test/shared-socket.test.ts.
  */
 import { describe, expect, it } from 'vitest'
-import type { RealtimeClient } from '../src/client/index.js'
+import type { PresenceChange, RealtimeClient, RealtimeClientOptions, SubscribedInfo } from '../src/client/index.js'
+import { isRealtimeError } from '../src/errors.js'
 import { compareOffsets } from '../src/client/shared.js'
 import { useClient, useServer } from './utils/harness.js'
 import { closeAfterTest } from './utils/teardown.js'
@@ -68,7 +69,7 @@ interface Tab {
 const locks = new Locks()
 
 /** A client in a new simulated tab: the tab's locks and channels are what the client finds at creation. */
-function openTab(url: string, key = 'user:1'): Tab {
+function openTab(url: string, key = 'user:1', options: Partial<RealtimeClientOptions> = {}): Tab {
   const tab: Tab = { dead: false, channels: [] }
   class TabChannel extends BroadcastChannel {
     constructor(name: string) {
@@ -87,7 +88,7 @@ function openTab(url: string, key = 'user:1'): Tab {
   g.navigator = { locks: { request: (name: string, options: { signal?: AbortSignal }, callback: () => unknown) => locks.request(tab, name, options, callback) } }
   g.BroadcastChannel = TabChannel
   try {
-    tab.client = useClient(url, { shared: { key } })
+    tab.client = useClient(url, { ...options, shared: { key } })
   } finally {
     g.navigator = saved.navigator
     g.BroadcastChannel = saved.BroadcastChannel
@@ -223,6 +224,68 @@ describe('a shared client', () => {
       await waitFor(() => states.at(-1) === 'connected' && tabs[1]!.client!.subscriptionState('t') === 'subscribed')
       expect(states).toEqual(['connecting', 'connected'])
     })
+  })
+})
+
+describe('a shared client on state and presence topics', () => {
+  const options = {
+    authenticate: (_request: unknown, auth: unknown) => auth as { id: string },
+    stateTopics: (topic: string) => topic.startsWith('user:'),
+    presence: { topics: (topic: string) => topic.startsWith('room:'), leaveDelayMs: 50, flushMs: 10 },
+  }
+
+  it("gives a follower the topic's state in its `subscribed`, with no resync", async () => {
+    const server = await useServer(options)
+    await server.realtime.publishTopic('user:1', { name: 'Ann' })
+    const tabs = [openTab(server.url, 'u1', { auth: { id: '1' } }), openTab(server.url, 'u1', { auth: { id: '1' } })]
+    await live(tabs[0]!, 'user:1')
+    const infos: SubscribedInfo[] = []
+    let resyncs = 0
+    const sub = tabs[1]!.client!.subscription('user:1')
+    sub.on('subscribed', (info) => infos.push(info))
+    sub.on('resync', () => resyncs++)
+    const seen = await live(tabs[1]!, 'user:1')
+    expect(server.realtime.stats().connections).toBe(1)
+    expect(infos).toHaveLength(1)
+    expect(infos[0]!.state).toEqual({ name: 'Ann' })
+    expect(sub.value).toEqual({ name: 'Ann' })
+    await server.realtime.publishTopic('user:1', { name: 'Ann 2' })
+    await waitFor(() => seen.length === 1)
+    expect(sub.value).toEqual({ name: 'Ann 2' })
+    expect(resyncs).toBe(0)
+  })
+
+  it("relays members() to the tab that asked only, with the server's errors, and presence to every tab", async () => {
+    const server = await useServer(options)
+    const tabs = [openTab(server.url, 'u2', { auth: { id: '2' } }), openTab(server.url, 'u2', { auth: { id: '2' } })]
+    const changes: PresenceChange[][] = [[], []]
+    await Promise.all(
+      tabs.map(async (tab, i) => {
+        tab.client!.subscription('room:1').on('presence', (change) => changes[i]!.push(change))
+        await live(tab, 'room:1')
+      }),
+    )
+    expect(server.realtime.stats().connections).toBe(1)
+    // Both tabs' first request has the id `m1`: the leader keeps their replies apart.
+    const [leaderList, followerList] = await Promise.all(tabs.map((tab) => tab.client!.members('room:1')))
+    expect(leaderList).toEqual([{ id: '2' }])
+    expect(followerList).toEqual([{ id: '2' }])
+    const stranger = useClient(server.url, { auth: { id: '3' } })
+    stranger.subscribe('room:1')
+    await waitFor(() => changes.every((c) => c.some((change) => change.join.some((m) => m.id === '3'))), 3000, 'the join in both tabs')
+    expect((await tabs[1]!.client!.members('room:1')).map((m) => m.id).sort()).toEqual(['2', '3'])
+
+    // An error answers the follower that asked, and is no subscription's error in any tab.
+    const errors: unknown[] = []
+    for (const tab of tabs) tab.client!.on('error', (error) => errors.push(error))
+    const refused = await tabs[1]!.client!.members('room:other').then(
+      () => undefined,
+      (error: unknown) => error,
+    )
+    expect(isRealtimeError(refused) && refused.code).toBe('BAD_REQUEST')
+    await sleep(50)
+    expect(errors).toEqual([])
+    expect(tabs.map((tab) => tab.client!.subscriptionState('room:1'))).toEqual(['subscribed', 'subscribed'])
   })
 })
 
