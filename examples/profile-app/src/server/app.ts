@@ -10,7 +10,7 @@ import { defaultInstanceId, type AppConfig } from './config.js'
 import { ApiError, registerErrorHandling } from './errors.js'
 import { RefusalLog, registerMetricsRoutes, startActivityPublisher } from './observability.js'
 import { profileAnnouncements } from './profileWrites.js'
-import { bearerToken, mayRead, type Principal } from './principal.js'
+import { bearerToken, isStateTopic, mayRead, onlinePresence, type Principal } from './principal.js'
 import { authRoutes } from './routes/authRoutes.js'
 import { userRoutes } from './routes/userRoutes.js'
 import { SessionError, SessionSigner } from './session.js'
@@ -118,15 +118,24 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     // A bus handed in by the caller may serve other apps too: the caller closes it.
     closeBus: options.bus === undefined,
     // The browser sends its session token in `hello`; other clients may use the header.
-    authenticate: (request, auth) => {
+    authenticate: async (request, auth) => {
+      let session: ReturnType<SessionSigner['verify']>
       try {
-        const { userId, expiresAt } = sessions.verify(auth ?? bearerToken(request.headers))
-        return { principal: { userId, isAdmin: config.adminUserIds.has(userId) }, expiresAt }
+        session = sessions.verify(auth ?? bearerToken(request.headers))
       } catch (error) {
         refusals.record({ reason: 'unauthorized' })
         throw error
       }
+      const { userId, expiresAt } = session
+      // The name shown in the dashboard's online list (the read cache spares most lookups).
+      const user = await userCache.get(userId, () => users.get(userId))
+      const principal: Principal = { userId, isAdmin: config.adminUserIds.has(userId) }
+      if (user) principal.name = user.tgUsername
+      return { principal, expiresAt }
     },
+    // The profile page opens from its `user:<id>` topic's state; `$online` lists who has one open.
+    stateTopics: isStateTopic,
+    presence: onlinePresence,
     authorize: (principal, topic) => {
       const allowed = mayRead(principal, topic)
       if (!allowed) refusals.record({ reason: 'forbidden', topic, userId: principal.userId })

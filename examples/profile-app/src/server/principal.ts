@@ -7,6 +7,8 @@ import { ApiError } from './errors.js'
 export interface Principal {
   userId: string
   isAdmin: boolean
+  /** The user's name when the connection opened (WebSocket principals only): the `$online` info. */
+  name?: string
 }
 
 declare module '@app/realtime/fastify' {
@@ -23,11 +25,33 @@ declare module 'fastify' {
   }
 }
 
-/** Topic rules: `user:<id>` for that user and admins, `profile` and `$stats` for admins, nothing else. */
+/**
+ * Topic rules: `user:<id>` for that user and admins, `$online` for everyone (only admins see its
+ * members: `presence.watch`), `profile` and `$stats` for admins, nothing else.
+ */
 export function mayRead(principal: Principal, topic: string): boolean {
-  if (topic === `user:${principal.userId}`) return true
+  if (topic === `user:${principal.userId}` || topic === ONLINE_TOPIC) return true
   if (!principal.isAdmin) return false
   return topic === 'profile' || topic === '$stats' || /^user:\d{1,20}$/.test(topic)
+}
+
+/**
+ * The presence topic of the users with a profile page open. Its members are those users (admins
+ * watch it from the dashboard and are not listed), with their name as `info`; only admins may see
+ * who is on it.
+ */
+export const ONLINE_TOPIC = '$online'
+
+/** The `presence` option of the realtime server: `$online` as described above. */
+export const onlinePresence = {
+  topics: (topic: string) => topic === ONLINE_TOPIC,
+  member: (principal: Principal) => (principal.isAdmin ? null : { id: principal.userId, info: { name: principal.name ?? '' } }),
+  watch: (principal: Principal) => principal.isAdmin,
+}
+
+/** `user:<id>` topics keep their last patch, the whole public profile: a page opens from it. */
+export function isStateTopic(topic: string): boolean {
+  return topic.startsWith('user:')
 }
 
 /** The bearer token of a request, if any. */

@@ -14,7 +14,10 @@ export interface User {
   updatedAt: string
 }
 
-/** The patch published to `user:<id>` and `profile` after every profile write. */
+/**
+ * The patch published to `user:<id>` and `profile` after every profile write: the whole public
+ * profile (`user:<id>` is a state topic, whose every payload is the whole state).
+ */
 export interface ProfileUpdated extends User {
   type: 'profile_updated'
 }
@@ -72,7 +75,14 @@ export type Topics = {
   profile: ProfileUpdated
   '$stats': ActivitySample
   'cache:users': UsersInvalidated
+  /** Presence only (who has a profile page open): nothing is published on it. */
+  '$online': never
   [k: `user:${string}`]: ProfileUpdated
+}
+
+/** The `info` of an `$online` member. */
+export interface OnlineInfo {
+  name: string
 }
 
 /** The topic of one user's profile. */

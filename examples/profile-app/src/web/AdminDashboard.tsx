@@ -5,6 +5,7 @@ import { useActivity } from './activity.js'
 import { ApiCallError, api, newer } from './api.js'
 import { Avatar } from './Avatar.js'
 import { ConnectionBadge } from './ConnectionBadge.js'
+import { OnlineUsers } from './OnlineUsers.js'
 import { UsersTable } from './UsersTable.js'
 import { useAppTopic } from './realtime.js'
 
@@ -116,6 +117,7 @@ export function AdminDashboard(props: { token: string }) {
           </div>
         )}
       </section>
+      {!forbidden && <OnlineUsers users={users} />}
       {/* Refused: no feed either, rather than an empty one that promises changes. */}
       {!forbidden && (
         <section className="card">

@@ -1,44 +1,66 @@
-import { useCallback, useEffect, useState } from 'react'
+import { useCallback, useEffect, useRef, useState } from 'react'
 import { userTopic, type User } from '../shared/topics.js'
 import { api, newer } from './api.js'
 import { Avatar } from './Avatar.js'
 import { ConnectionBadge } from './ConnectionBadge.js'
 import { ProfileAdmin } from './ProfileAdmin.js'
-import { useAppTopicState } from './realtime.js'
+import { useAppTopicState, useRealtimeClient, useSubscription } from './realtime.js'
 
 /**
- * A live profile: fetched from the REST API at once, so that it shows and can be edited even when
- * the WebSocket never connects (a proxy that refuses upgrades, the endpoint down); fetched again
- * once subscribed (a change made between the first fetch and the subscription is then not
- * missed), kept current by the patches of `user:<id>`, and fetched again on `resync`.
+ * How long the page waits for its `user:<id>` subscription before it loads the profile from REST:
+ * long enough for a socket that connects, short enough for one that never does (a proxy that
+ * refuses upgrades, the endpoint down), where the page must still show and be editable.
+ */
+export const REST_FALLBACK_MS = 2000
+
+/**
+ * A live profile, opened from the `user:<id>` state topic: the server sends the profile with the
+ * subscription (no REST round trip), and the patches keep it current. It is fetched from the REST
+ * API only when the topic holds nothing (a profile not written since the bus started), on
+ * `resync`, and when the subscription is not live within `REST_FALLBACK_MS`.
+ *
+ * While it is open, the page holds the `$online` topic: the admins' dashboard lists the user as online.
  */
 export function Profile(props: { token: string; userId: string; editable: boolean }) {
   const [loadError, setLoadError] = useState<string | null>(null)
-  const [user, setUser, { status }] = useAppTopicState<`user:${string}`, User | null>(userTopic(props.userId), null, {
+  const topic = userTopic(props.userId)
+  const client = useRealtimeClient()
+  const inFlight = useRef<Promise<void> | null>(null)
+  const [user, setUser, { status }] = useAppTopicState<`user:${string}`, User | null>(topic, null, {
+    // Patches and the topic's state alike: the whole public profile, with its `type`.
     merge: (prev, payload) => {
       const { type: _type, ...next } = payload
       return newer(prev, next)
     },
     onResync: () => void refetch(),
   })
+  useSubscription('$online')
+  const userRef = useRef(user)
+  userRef.current = user
 
-  const refetch = useCallback(async () => {
-    try {
-      const fetched = await api.user(props.token, props.userId)
-      setUser((prev) => newer(prev, fetched))
-      setLoadError(null)
-    } catch (error) {
-      setLoadError(error instanceof Error ? error.message : String(error))
-    }
+  // One fetch at a time: a resync and a stateless `subscribed` come together.
+  const refetch = useCallback(() => {
+    inFlight.current ??= (async () => {
+      try {
+        const fetched = await api.user(props.token, props.userId)
+        setUser((prev) => newer(prev, fetched))
+        setLoadError(null)
+      } catch (error) {
+        setLoadError(error instanceof Error ? error.message : String(error))
+      } finally {
+        inFlight.current = null
+      }
+    })()
+    return inFlight.current
   }, [props.token, props.userId, setUser])
 
-  useEffect(() => {
-    void refetch()
-  }, [refetch])
+  // The topic held nothing when subscribed (and nothing was recovered): load it once.
+  useEffect(() => client.subscription(topic).on('subscribed', (info) => void (!info.recovered && !('state' in info) && refetch())), [client, topic, refetch])
 
   useEffect(() => {
-    if (status === 'subscribed') void refetch()
-  }, [status, refetch])
+    const timer = setTimeout(() => void (userRef.current === null && refetch()), REST_FALLBACK_MS)
+    return () => clearTimeout(timer)
+  }, [refetch])
 
   return (
     <section className="card profile" data-testid="profile" data-user-id={props.userId}>

@@ -1,9 +1,9 @@
 /** The realtime hooks bound to the app's topic map, so call sites need no type arguments. */
 import { createRealtimeHooks } from '@app/realtime/react'
-import type { Topics } from '../shared/topics.js'
+import type { OnlineInfo, Topics } from '../shared/topics.js'
 
-export const { RealtimeProvider, useTopic, useTopicState, useConnectionState, useSubscription, useRealtimeClient } =
-  createRealtimeHooks<Topics>()
+export const { RealtimeProvider, useTopic, useTopicState, useConnectionState, useSubscription, useRealtimeClient, usePresence } =
+  createRealtimeHooks<Topics, OnlineInfo>()
 
 // The names the components were written against.
 export { useTopic as useAppTopic, useTopicState as useAppTopicState }
