@@ -23,5 +23,5 @@ export default defineConfig({
   // `require(...).default` and `require(...).realtimePlugin` are the same plugin).
   treeshake: false,
   target: 'es2022',
-  external: ['ws', 'ioredis', 'react', 'fastify', 'fastify-plugin', 'prom-client', 'eventemitter3', 'reconnecting-websocket'],
+  external: ['ws', 'ioredis', 'react', 'fastify', 'fastify-plugin', 'prom-client', 'reconnecting-websocket'],
 })
