@@ -1,6 +1,7 @@
 import { describe, expectTypeOf, it } from 'vitest'
 import { createRealtimeClient, type RealtimeClient, type Subscription } from '../src/client/index.js'
-import { createRealtimeHooks, type TopicStatus } from '../src/react/index.js'
+import { createRealtimeHooks, usePresence, type PresenceMember, type TopicStatus } from '../src/react/index.js'
+import type { RealtimeError } from '../src/errors.js'
 import type { RealtimeServer } from '../src/server/index.js'
 import type { Position } from '../src/index.js'
 
@@ -99,5 +100,40 @@ describe('client.subscription(topic)', () => {
     client.subscription('nope')
     // @ts-expect-error no such event
     sub.on('patches', () => {})
+  })
+})
+
+describe('state topics and presence', () => {
+  type Info = { name: string }
+  const presenceHooks = createRealtimeHooks<Topics & { $online: never }, Info>()
+
+  it('types the members of usePresence by the I of createRealtimeHooks<T, I>(), and checks its topic', () => {
+    const { members, status, error } = presenceHooks.usePresence('$online')
+    expectTypeOf(members).toEqualTypeOf<PresenceMember<Info>[]>()
+    expectTypeOf(members[0]!.info).toEqualTypeOf<Info | undefined>()
+    expectTypeOf(status).toEqualTypeOf<TopicStatus>()
+    expectTypeOf(error).toEqualTypeOf<RealtimeError | undefined>()
+    // @ts-expect-error a topic outside the map
+    presenceHooks.usePresence('$offline')
+    // The untyped form: the info as the third type argument.
+    expectTypeOf(usePresence<Topics, 'profile', Info>('profile').members).toEqualTypeOf<PresenceMember<Info>[]>()
+  })
+
+  it("types a state topic's value, the state in `subscribed`, members() and presence events", () => {
+    const sub = client.subscription('user:1')
+    expectTypeOf(sub.value).toEqualTypeOf<Profile | undefined>()
+    sub.on('subscribed', (info) => expectTypeOf(info.state).toEqualTypeOf<Profile | undefined>())
+    sub.on('presence', ({ join, leave }) => {
+      expectTypeOf(join).toEqualTypeOf<PresenceMember[]>()
+      expectTypeOf(leave).toEqualTypeOf<string[]>()
+    })
+    client.on('presence', (topic, change) => {
+      expectTypeOf(topic).toEqualTypeOf<keyof Topics & string>()
+      expectTypeOf(change.join).toEqualTypeOf<PresenceMember[]>()
+    })
+    expectTypeOf(client.members<Info>('profile')).toEqualTypeOf<Promise<PresenceMember<Info>[]>>()
+    // @ts-expect-error a topic outside the map
+    void client.members('nope')
+    useTopic('user:1', () => {}, { onState: (state) => expectTypeOf(state).toEqualTypeOf<Profile>() })
   })
 })
