@@ -7,6 +7,7 @@ import {
   type Bus,
   type BusListener,
   type BusMessage,
+  type BusPresence,
   type BusStatus,
   type HistoryResult,
   type PublishOptions,
@@ -18,7 +19,9 @@ import { DEFAULT_MAX_WINDOW, DEFAULT_TARGET_LAG_MS, PublishFlow, type FlowContro
 import { historyResult, parseChannelMessage, streamIdOf, type HistoryReply } from './history.js'
 import { ackChannel, channelOf, metaKey, probeChannel, streamKey } from './keys.js'
 import type { RedisBusOptions } from './options.js'
+import { DEFAULT_PRESENCE_TTL_MS, RedisPresence } from './presence.js'
 import { HISTORY_SCRIPT, PUBLISH_SCRIPT, publishArguments } from './scripts.js'
+import { defineStateCommands, readRetained, retain } from './state.js'
 
 export type { RedisBusOptions } from './options.js'
 
@@ -81,6 +84,9 @@ export class RedisBus implements Bus {
   private readonly channels: string
   /** Whether the flow-control answers channel is (being) subscribed. */
   private ackSubscribed = false
+  /** Presence, made when a server first asks for it (its own subscriber connection). */
+  private presenceState: RedisPresence | undefined
+  private readonly presenceTtlMs: number
 
   constructor(options: RedisBusOptions = {}) {
     if (options.redis) {
@@ -102,6 +108,7 @@ export class RedisBus implements Bus {
     this.size = Math.max(0, Math.floor(options.history?.size ?? DEFAULT_HISTORY_SIZE))
     this.ttlMs = Math.max(1, Math.floor(options.history?.ttlMs ?? DEFAULT_HISTORY_TTL_MS))
     this.deadlines = new Deadlines(Math.max(1, options.publishTimeoutMs ?? 2000))
+    this.presenceTtlMs = Math.max(100, options.presenceTtlMs ?? DEFAULT_PRESENCE_TTL_MS)
     this.onListenerError =
       options.onListenerError ??
       ((error, message) => console.error(`[@app/realtime] bus listener for "${message.topic}" threw`, error))
@@ -148,6 +155,7 @@ export class RedisBus implements Bus {
     // The number of keys comes first in each call: one pair per topic.
     this.pub.defineCommand('realtimeBusPublish', { lua: PUBLISH_SCRIPT })
     this.pub.defineCommand('realtimeBusHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT })
+    defineStateCommands(this.pub)
     this.detach = () => {
       this.sub.off('message', onMessage)
       this.sub.off('ready', onSubReady)
@@ -196,6 +204,30 @@ export class RedisBus implements Bus {
   /** The state of the publisher flow control (`undefined` when it is off). */
   get flowControl(): FlowControlState | undefined {
     return this.flow?.state()
+  }
+
+  /** Presence across the instances on this Redis (see `RedisPresence`), made on first use. */
+  get presence(): BusPresence {
+    this.presenceState ??= new RedisPresence(
+      this.pub,
+      this.prefix,
+      this.id,
+      this.presenceTtlMs,
+      (what, call) => this.deadlines.run(what, this.pub, call),
+      () => {},
+    )
+    return this.presenceState
+  }
+
+  /** Keeps a state topic's message as its state (unless a later one is kept): no expiry. */
+  async retain(message: BusMessage): Promise<void> {
+    if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
+    await this.deadlines.run(`state of "${message.topic}"`, this.pub, () => retain(this.pub, this.prefix, message))
+  }
+
+  async retained(topic: string): Promise<BusMessage | undefined> {
+    if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
+    return this.deadlines.run(`state of "${topic}"`, this.pub, () => readRetained(this.pub, this.prefix, topic))
   }
 
   async publish(topic: string, data: string, options?: PublishOptions): Promise<Position> {
@@ -306,6 +338,8 @@ export class RedisBus implements Bus {
     if (channels.length > 0) channels.push(this.probe)
     if (this.ackSubscribed) channels.push(this.acks)
     this.topics.clear()
+    // Before the connections go: this instance's members leave now, not after the presence age.
+    await this.presenceState?.close()
     this.status.stop()
     this.gapListeners.clear()
     this.detach()

@@ -25,4 +25,9 @@ export interface RedisBusOptions {
    * Default: on, `{ targetLagMs: 100 }`.
    */
   flowControl?: FlowControlOptions | false
+  /**
+   * Presence: how long the members held by an instance that stopped (a crash, a SIGKILL) stay
+   * listed. Each instance renews a lease every third of it. Default 30 000 ms.
+   */
+  presenceTtlMs?: number
 }
