@@ -3,11 +3,13 @@
  * the state in `subscribed` and `Subscription.value`, no `resync` when the state came, `members()`
  * and `presence` events.
  */
-import { describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { PresenceChange, RealtimeClient, SubscribedInfo } from '../src/client/index.js'
 import { isRealtimeError } from '../src/errors.js'
 import type { RealtimeServerOptions } from '../src/server/index.js'
+import { RedisBus } from '../src/redis/index.js'
 import { startCuttableProxy } from './utils/cuttable-proxy.js'
+import { REDIS_URL, deleteKeys, requireSharedRedis, uniquePrefix } from './utils/redis.js'
 import { closeAfterTest, useClient, useServer } from './utils/harness.js'
 import { sleep, waitFor } from './utils/wait.js'
 
@@ -212,5 +214,42 @@ describe('client: presence', () => {
     const pending = ann.members('room:4')
     ann.close()
     expect(await codes(pending)).toBe('CLOSED')
+  })
+})
+
+describe('client: state and presence across two instances on Redis', () => {
+  const prefix = uniquePrefix('client-state-presence')
+  const buses: RedisBus[] = []
+  beforeAll(requireSharedRedis)
+  afterAll(async () => {
+    await Promise.all(buses.map((bus) => bus.close()))
+    await deleteKeys(REDIS_URL, prefix)
+  })
+
+  it("gets on one instance the state published on the other, and each instance's members", async () => {
+    const [a, b] = await Promise.all(
+      [0, 1].map(() => {
+        const bus = new RedisBus({ url: REDIS_URL, prefix })
+        buses.push(bus)
+        return useServer({ ...OPTIONS, bus, closeBus: false })
+      }),
+    )
+    await a!.realtime.publishTopic('user:r1', { name: 'from a', n: 1 })
+    const onB = client(b!.url, 'ann')
+    const sub = onB.subscription('user:r1')
+    sub.subscribe()
+    await sub.ready(3000)
+    expect(sub.value).toEqual({ name: 'from a', n: 1 })
+
+    const room = onB.subscription('room:r')
+    const joined = new Set<string>()
+    room.on('presence', ({ join }) => join.forEach((m) => joined.add(m.id)))
+    room.subscribe()
+    await room.ready(3000)
+    const onA = client(a!.url, 'bob')
+    onA.subscribe('room:r')
+    await waitFor(() => joined.has('bob'), 5000, "bob's join, from the other instance")
+    expect((await onB.members('room:r')).map((m) => m.id).sort()).toEqual(['ann', 'bob'])
+    expect((await onA.members('room:r')).map((m) => m.id).sort()).toEqual(['ann', 'bob'])
   })
 })
