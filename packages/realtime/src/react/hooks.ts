@@ -131,7 +131,7 @@ export function useTopicState<T extends TopicMap, K extends TopicName<T>, S = T[
 
 /** What `usePresence` returns. */
 export interface PresenceState<I = Record<string, unknown>> {
-  /** The topic's members now, in the order they came. Empty until the first reply. */
+  /** The topic's members now, in the order they came. Empty until the first reply, and while unsubscribed. */
   members: PresenceMember<I>[]
   status: TopicStatus
   /** Why the last `members` request failed (the next `subscribed` asks again). */
@@ -176,6 +176,8 @@ export function usePresence<T extends TopicMap = TopicMap, K extends TopicName<T
     }
     const offs = [
       sub.on('subscribed', ask),
+      // Refused or revoked: no members to show.
+      sub.on('state', (state) => state === 'unsubscribed' && (byId.clear(), show())),
       sub.on('presence', ({ join, leave }) => {
         for (const id of leave) byId.delete(id)
         for (const member of join) byId.set(member.id, member as PresenceMember<I>)
