@@ -158,10 +158,10 @@ export function createRealtimeClient<T extends TopicMap = TopicMap>(
         // Recovered: the missed patches follow and advance the position one by one.
         if (!frame.recovered || !sub.position) sub.position = position
         const info: SubscribedInfo = { recovered: frame.recovered, position }
-        if (state !== undefined) {
-          info.state = sub.value = state
-          sub.stateful = true
-        }
+        if (state !== undefined) info.state = sub.value = state
+        // Not recovered and no state: the server holds none (now), whatever this tab had.
+        else if (!frame.recovered) sub.value = undefined
+        if (!frame.recovered) sub.stateful = state !== undefined
         sub.setState('subscribed')
         sub.emit('subscribed', info)
         // Client-wide events are about this tab's own topics, not those a leader holds for others.
