@@ -148,6 +148,10 @@ export function statePresenceSuite(buses: StatePresenceBuses): void {
     await waitFor(() => seen.size === 2, 5000, 'ann and bob joined')
     expect(await members(admin, topic, 100)).toEqual(['ann', 'bob'])
     expect(await members(ann1, topic)).toEqual(['ann', 'bob'])
+    // Each instance holds its own members once; the watchers on a were sent the two joins.
+    expect(a.realtime.stats().presence).toMatchObject({ held: 1, capped: 0 })
+    expect(b.realtime.stats().presence).toMatchObject({ held: 2 })
+    expect(a.realtime.stats().presence!.changesSent).toBeGreaterThanOrEqual(2)
 
     // Ann closes one of her tabs: still a member. Closing the other: she leaves (after the delay).
     ann1.close()

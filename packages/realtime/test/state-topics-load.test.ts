@@ -53,7 +53,7 @@ async function stateUnderLoad(publisherBus: Bus, subscriberBus: Bus): Promise<vo
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const ready = queued.shift()
       if (ready) return resolve(ready)
-      const timer = setTimeout(() => reject(new Error('the clients process did not answer within 40 s')), 40_000)
+      const timer = setTimeout(() => reject(new Error('the clients process did not answer within 60 s')), 60_000)
       waiting.push((value) => {
         clearTimeout(timer)
         resolve(value)
@@ -75,7 +75,7 @@ async function stateUnderLoad(publisherBus: Bus, subscriberBus: Bus): Promise<vo
       }
     }, 10)
     await next() // every client has its state
-    await sleep(300)
+    await sleep(100)
     clearInterval(ticker)
     await last
     const seconds = (Date.now() - started) / 1000
@@ -105,7 +105,7 @@ describe('a state topic under load', () => {
     const bus = new InMemoryBus()
     await stateUnderLoad(bus, bus)
     await bus.close()
-  }, 90_000)
+  }, 150_000)
 
   describe('RedisBus', () => {
     const prefix = uniquePrefix('state-load')
@@ -121,6 +121,6 @@ describe('a state topic under load', () => {
       const b = new RedisBus({ url: REDIS_URL, prefix })
       buses.push(a, b)
       await stateUnderLoad(a, b)
-    }, 90_000)
+    }, 150_000)
   })
 })

@@ -121,6 +121,16 @@ function definitions(prefix: string): Definition[] {
     d('bus_delivery_lag_seconds', 'gauge', 'How far behind the slowest receiving instance was at the last flow-control probe.', (s) =>
       s.busFlowControl ? one(s.busFlowControl.lastLagMs / 1000) : [],
     ),
+    d('presence_members_held', 'gauge', 'Presence members this instance holds (one per principal and topic).', (s) =>
+      s.presence ? one(s.presence.held) : [],
+    ),
+    d('presence_changes_sent_total', 'counter', 'Presence join and leave entries sent to watchers.', (s) =>
+      s.presence ? one(s.presence.changesSent) : [],
+    ),
+    d('presence_frames_sent_total', 'counter', 'Presence frames sent to watchers.', (s) => (s.presence ? one(s.presence.framesSent) : [])),
+    d('presence_capped_total', 'counter', 'Presence joins not listed because the topic was at maxMembers.', (s) =>
+      s.presence ? one(s.presence.capped) : [],
+    ),
     d(
       'publish_to_send_seconds',
       'histogram',
