@@ -14,11 +14,13 @@ import {
 import { RealtimeError } from '../errors.js'
 import type { Position } from '../topics.js'
 import { Deadlines, PairStatus, REDIS_BUS_CONNECTION_OPTIONS, quit } from './connection.js'
+import { DEFAULT_FAILOVER_REMEMBER_MS, FailoverCheck, parseFenceNotice, type GapReason } from './failover.js'
 import { DEFAULT_MAX_WINDOW, DEFAULT_TARGET_LAG_MS, PublishFlow, type FlowControlState } from './flow.js'
 import { historyResult, parseChannelMessage, streamIdOf, type HistoryReply } from './history.js'
 import { ackChannel, channelOf, metaKey, probeChannel, streamKey } from './keys.js'
 import type { RedisBusOptions } from './options.js'
 import { HISTORY_SCRIPT, PUBLISH_SCRIPT, publishArguments } from './scripts.js'
+import { sentinelConnectionOptions, usesSentinel } from './sentinel.js'
 
 export type { RedisBusOptions } from './options.js'
 
@@ -36,9 +38,11 @@ interface TopicSubscription {
   held?: BusMessage[]
   /** Settles when the gap fill in progress is done. */
   filling?: Promise<void>
+  /** The epoch a failover fence moved the topic to, once its listeners were told (one resync per fence). */
+  fencedTo?: string
 }
 
-type SubscriptionListener = (topic: string) => void
+type SubscriptionListener = (topic: string, reason: GapReason) => void
 
 function randomEpoch(): string {
   return randomBytes(6).toString('base64url') + Date.now().toString(36)
@@ -81,12 +85,18 @@ export class RedisBus implements Bus {
   private readonly channels: string
   /** Whether the flow-control answers channel is (being) subscribed. */
   private ackSubscribed = false
+  /** The check of a new primary after a failover (`failoverCheck`), when on. */
+  private readonly failover: FailoverCheck | undefined
 
   constructor(options: RedisBusOptions = {}) {
     if (options.redis) {
       this.pub = options.redis.pub
       this.sub = options.redis.sub
       this.ownsConnections = false
+    } else if (options.sentinel) {
+      this.pub = new Redis(sentinelConnectionOptions(options.sentinel, 'realtime-bus-pub'))
+      this.sub = new Redis({ ...sentinelConnectionOptions(options.sentinel, 'realtime-bus-sub'), autoResubscribe: false })
+      this.ownsConnections = true
     } else {
       const url = options.url ?? 'redis://127.0.0.1:6379'
       this.pub = new Redis(url, { ...REDIS_BUS_CONNECTION_OPTIONS, connectionName: 'realtime-bus-pub' })
@@ -117,8 +127,27 @@ export class RedisBus implements Bus {
       )
     }
 
+    const check = options.failoverCheck ?? (options.sentinel !== undefined || usesSentinel(this.pub.options))
+    if (check !== false) {
+      this.failover = new FailoverCheck(this.pub, {
+        prefix: this.prefix,
+        ttlMs: this.ttlMs,
+        rememberMs: Math.max(0, (typeof check === 'object' ? check.rememberMs : undefined) ?? DEFAULT_FAILOVER_REMEMBER_MS),
+        freshEpoch: randomEpoch,
+        delivered: () => this.deliveredPositions(),
+        onFenced: (topic, epoch) => this.fenced(topic, epoch),
+      })
+      // Connections supplied ready: their first primary is the one they are on.
+      if (this.pub.status === 'ready') this.failover.onReady()
+    }
+
     const onMessage = (channel: string, text: string) => this.receive(channel, text)
     const onChange = () => this.status.update()
+    // First: a publish waiting for this 'ready' must see the check it starts.
+    const onPubReady = () => {
+      this.failover?.onReady()
+      this.status.update()
+    }
     const onSubReady = () => {
       if (this.subLost) {
         this.subLost = false
@@ -142,7 +171,7 @@ export class RedisBus implements Bus {
     this.sub.on('ready', onSubReady)
     this.sub.on('close', onSubDown)
     this.sub.on('error', onError)
-    this.pub.on('ready', onChange)
+    this.pub.on('ready', onPubReady)
     this.pub.on('close', onChange)
     this.pub.on('error', onError)
     // The number of keys comes first in each call: one pair per topic.
@@ -153,7 +182,7 @@ export class RedisBus implements Bus {
       this.sub.off('ready', onSubReady)
       this.sub.off('close', onSubDown)
       this.sub.off('error', onError)
-      this.pub.off('ready', onChange)
+      this.pub.off('ready', onPubReady)
       this.pub.off('close', onChange)
       this.pub.off('error', onError)
     }
@@ -171,9 +200,10 @@ export class RedisBus implements Bus {
 
   /**
    * Learns of topics whose listeners missed messages that the history no longer holds (the
-   * subscriber connection was down longer than the history reaches). Their subscribers must resync.
+   * subscriber connection was down longer than the history reaches: `'history'`; or a failover
+   * lost messages the old primary had confirmed: `'failover'`). Their subscribers must resync.
    */
-  onGap(listener: (topic: string) => void): () => void {
+  onGap(listener: (topic: string, reason: GapReason) => void): () => void {
     this.gapListeners.add(listener)
     return () => this.gapListeners.delete(listener)
   }
@@ -191,6 +221,14 @@ export class RedisBus implements Bus {
   /** Topics whose channel this instance is subscribed to (for stats and tests). */
   get subscribedTopics(): string[] {
     return [...this.topics].filter(([, t]) => t.subscribed).map(([topic]) => topic)
+  }
+
+  /**
+   * Primaries this bus moved to and checked (`failovers`), and topics whose epoch its checks
+   * replaced because the new primary lacked a position (`fenced`); `undefined` when the check is off.
+   */
+  get failoverChecks(): { failovers: number; fenced: number } | undefined {
+    return this.failover && { failovers: this.failover.failovers, fenced: this.failover.fenced }
   }
 
   /** The state of the publisher flow control (`undefined` when it is off). */
@@ -224,13 +262,14 @@ export class RedisBus implements Bus {
     // One more than the history size: recovery needs the client's last message still present.
     const args = publishArguments(this.prefix, topics, data, this.size + 1, this.ttlMs, randomEpoch, options?.id)
     const what = topics.length === 1 ? `"${topics[0]}"` : JSON.stringify(topics.slice(0, 10))
-    const reply = this.deadlines.run(`publish to ${what}`, this.pub, () => (this.pub as RedisWithScripts).realtimeBusPublish(...args))
+    const reply = this.deadlines.run(`publish to ${what}`, this.pub, () => this.afterFailoverCheck(() => (this.pub as RedisWithScripts).realtimeBusPublish(...args)))
     // Counted as started now, so that a probe sent next goes out after this publish.
     this.flow?.started()
     const flat = (await reply) as string[]
     this.published += topics.length
     const positions: Position[] = []
     for (let i = 0; i < topics.length; i++) positions.push({ epoch: flat[2 * i] as string, offset: flat[2 * i + 1] as string })
+    if (this.failover) for (let i = 0; i < topics.length; i++) this.failover.record(topics[i] as string, positions[i] as Position)
     return positions
   }
 
@@ -288,12 +327,14 @@ export class RedisBus implements Bus {
   private async readHistory(topic: string, since?: Position): Promise<HistoryResult> {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
     const reply = (await this.deadlines.run(`history of "${topic}"`, this.pub, () =>
-      (this.pub as RedisWithScripts).realtimeBusHistory(
-        streamKey(this.prefix, topic),
-        metaKey(this.prefix, topic),
-        streamIdOf(since),
-        randomEpoch(),
-        String(this.ttlMs),
+      this.afterFailoverCheck(() =>
+        (this.pub as RedisWithScripts).realtimeBusHistory(
+          streamKey(this.prefix, topic),
+          metaKey(this.prefix, topic),
+          streamIdOf(since),
+          randomEpoch(),
+          String(this.ttlMs),
+        ),
       ),
     )) as HistoryReply
     return historyResult(topic, since, reply, this.ttlMs)
@@ -380,6 +421,11 @@ export class RedisBus implements Bus {
     this.received++
     const state = this.topics.get(topic)
     if (!state) return
+    const notice = parseFenceNotice(text)
+    if (notice) {
+      this.fenced(topic, notice.to)
+      return
+    }
     const message = parseChannelMessage(topic, text)
     if (message === undefined) return
     if (state.held) state.held.push(message)
@@ -447,8 +493,33 @@ export class RedisBus implements Bus {
     return []
   }
 
-  private reportGap(topic: string): void {
-    for (const listener of this.gapListeners) listener(topic)
+  private reportGap(topic: string, reason: GapReason = 'history'): void {
+    for (const listener of this.gapListeners) listener(topic, reason)
+  }
+
+  /** Runs `call` once the check of a new primary is done (it runs on the same connection, first). */
+  private afterFailoverCheck<T>(call: () => Promise<T>): Promise<T> {
+    const checking = this.failover?.settled()
+    return checking ? checking.then(call) : call()
+  }
+
+  /** Where the listeners of each topic are: for the failover check, to look for on a new primary. */
+  private *deliveredPositions(): Iterable<[string, Position]> {
+    for (const [topic, state] of this.topics) {
+      const at = state.last ?? state.base
+      if (at && state.listeners.size > 0) yield [topic, at]
+    }
+  }
+
+  /**
+   * A failover check (this bus's, or another instance's notice) replaced the topic's epoch: the
+   * listeners may have missed messages the new primary does not hold. Told once per new epoch.
+   */
+  private fenced(topic: string, epoch: string): void {
+    const state = this.topics.get(topic)
+    if (!state || state.listeners.size === 0 || state.fencedTo === epoch || state.last?.epoch === epoch) return
+    state.fencedTo = epoch
+    this.reportGap(topic, 'failover')
   }
 }
 
