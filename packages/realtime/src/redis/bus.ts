@@ -38,8 +38,8 @@ interface TopicSubscription {
   held?: BusMessage[]
   /** Settles when the gap fill in progress is done. */
   filling?: Promise<void>
-  /** The epoch a failover fence moved the topic to, once its listeners were told (one resync per fence). */
-  fencedTo?: string
+  /** The epoch the topic was moved to when its listeners were last told to resync (one resync per new epoch). */
+  toldEpoch?: string
 }
 
 type SubscriptionListener = (topic: string, reason: GapReason) => void
@@ -200,8 +200,9 @@ export class RedisBus implements Bus {
 
   /**
    * Learns of topics whose listeners missed messages that the history no longer holds (the
-   * subscriber connection was down longer than the history reaches: `'history'`; or a failover
-   * lost messages the old primary had confirmed: `'failover'`). Their subscribers must resync.
+   * subscriber connection was down longer than the history reaches: `'history'`; the history was
+   * lost: `'epoch'`; a failover lost messages the old primary had confirmed: `'failover'`; see
+   * `GapReason`). Their subscribers must resync.
    */
   onGap(listener: (topic: string, reason: GapReason) => void): () => void {
     this.gapListeners.add(listener)
@@ -489,6 +490,15 @@ export class RedisBus implements Bus {
     }
     const result = await this.readHistory(topic, from).catch(() => undefined)
     if (result?.recovered) return result.messages
+    const epoch = result?.position.epoch
+    if (epoch !== undefined && epoch !== from.epoch) {
+      // A new epoch: the listeners were told already if a failover check (this bus's or another
+      // instance's notice) replaced the old one.
+      if (epoch === state.toldEpoch) return []
+      state.toldEpoch = epoch
+      this.reportGap(topic, 'epoch')
+      return []
+    }
     this.reportGap(topic)
     return []
   }
@@ -517,8 +527,8 @@ export class RedisBus implements Bus {
    */
   private fenced(topic: string, epoch: string): void {
     const state = this.topics.get(topic)
-    if (!state || state.listeners.size === 0 || state.fencedTo === epoch || state.last?.epoch === epoch) return
-    state.fencedTo = epoch
+    if (!state || state.listeners.size === 0 || state.toldEpoch === epoch || state.last?.epoch === epoch) return
+    state.toldEpoch = epoch
     this.reportGap(topic, 'failover')
   }
 }

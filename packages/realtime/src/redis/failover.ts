@@ -15,12 +15,15 @@ export interface FailoverCheckOptions {
 export const DEFAULT_FAILOVER_REMEMBER_MS = 60_000
 
 /**
- * Why `RedisBus` reports a gap (`onGap`): `'history'` — the stream no longer holds what the
- * listeners missed while the subscriber connection was away; `'failover'` — the primary the bus
- * reconnected to lacks messages the previous one had confirmed (lost in the asynchronous
- * replication window), so the topic's epoch was replaced.
+ * Why `RedisBus` reports a gap (`onGap`), after its subscriber connection came back:
+ * - `'history'`: the topic's stream no longer holds what the listeners missed (trimmed past it,
+ *   older than the history age);
+ * - `'epoch'`: the topic has a new epoch: its history was lost (Redis lost its data, or a failover
+ *   check on another instance replaced it and this one was not subscribed to hear the notice);
+ * - `'failover'`: a failover check (this instance's, or another's notice) found that the new
+ *   primary lacks messages the old one had confirmed, and replaced the topic's epoch.
  */
-export type GapReason = 'history' | 'failover'
+export type GapReason = 'history' | 'epoch' | 'failover'
 
 /**
  * KEYS: stream, meta. ARGV: epoch, offset (a position the old primary had), fresh epoch, channel,

@@ -194,6 +194,7 @@ export class SentinelSet {
    * is up: a failover can then run (sentinels elect a leader among the ones they know).
    */
   async settled(timeoutMs = 20_000): Promise<void> {
+    const started = Date.now()
     const primary = await this.primary()
     const replica = this.nodes.find((n) => n !== primary) as OwnRedisServer
     await waitFor(
@@ -215,7 +216,11 @@ export class SentinelSet {
       timeoutMs,
       'the sentinels to know each other and an in-sync replica',
     )
+    this.settleMs.push(Date.now() - started)
   }
+
+  /** How long each `settled()` waited, in ms (for the reports). */
+  readonly settleMs: number[] = []
 
   /** `SENTINEL FAILOVER`, then waits until the sentinels name the other node. Returns the new primary's port. */
   async failover(timeoutMs = 15_000): Promise<number> {
