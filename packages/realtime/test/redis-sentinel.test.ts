@@ -45,7 +45,10 @@ describe('RedisBus on Redis Sentinel', () => {
 
     it('follows a SIGKILL of the primary: publishes meanwhile reject with BUS_UNAVAILABLE, none is lost silently', async () => {
       await set.settled()
+      console.log(`sentinels settled in ${set.settleMs.join(', ')} ms`)
+      const started = Date.now()
       const result = await runFailover({ set, fault: (s) => s.killPrimary(), label: 'sentinel-kill' })
+      console.log(`the run took ${Date.now() - started} ms`)
       expectNoSilentLoss(result)
       // down-after-milliseconds is 1 s: for that long no primary answers, and publishes time out.
       expect(result.rejections.BUS_UNAVAILABLE ?? 0).toBeGreaterThan(0)

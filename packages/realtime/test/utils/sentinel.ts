@@ -208,7 +208,9 @@ export class SentinelSet {
           if (Number(field('num-other-sentinels')) < 2 || Number(field('num-slaves')) < 1) return false
           if (String(field('flags')) !== 'master') return false
           const replicas = (await sentinel.command('SENTINEL', 'REPLICAS', SENTINEL_MASTER_NAME).catch(() => [])) as string[][]
-          const ok = replicas.some((r) => String(r[r.indexOf('flags') + 1]) === 'slave' && String(r[r.indexOf('master-link-status') + 1]) === 'ok')
+          // Not the sentinels' 'master-link-status' (refreshed every 10 s): a replica whose link was
+          // down for a moment at their last look is still eligible; its own INFO says it is in sync.
+          const ok = replicas.some((r) => String(r[r.indexOf('flags') + 1]) === 'slave' && Number(r[r.indexOf('port') + 1]) === replica.port)
           if (!ok) return false
         }
         return true
