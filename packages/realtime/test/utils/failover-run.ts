@@ -4,6 +4,7 @@
  * publishes (each topic's in sequence, alternating between the instances) while `fault` runs.
  * Used by `redis-sentinel.test.ts` (small) and `bench/src/chaos/sentinel.ts` (long). No vitest.
  */
+import { Redis } from 'ioredis'
 import { isRealtimeError } from '../../src/errors.js'
 import type { RealtimeClient } from '../../src/client/index.js'
 import { RedisBus, type GapReason } from '../../src/redis/index.js'
@@ -53,6 +54,11 @@ export interface FailoverRunResult {
   rejections: Record<string, number>
   /** The longest time without a confirmed publish (the failover as publishers see it), in ms. */
   stallMs: number
+  /**
+   * Confirmed messages the final primary's streams do not hold (lost with the old primary in the
+   * replication window; the streams keep the whole run here).
+   */
+  lostFromHistory: number
   /** Lines for a failure message: the first few silent gaps, duplicates, reorders. */
   problems: string[]
 }
@@ -77,6 +83,8 @@ export async function runFailover(options: FailoverRunOptions): Promise<Failover
         sentinel: { sentinels: options.set.addresses, name: options.set.name },
         prefix,
         publishTimeoutMs: options.publishTimeoutMs ?? 1000,
+        // The whole run stays in the streams, to count what the failover lost from them.
+        history: { size: 1_000_000 },
       })
       bus.onGap((_topic, reason) => gaps[reason]++)
       buses.push(bus)
@@ -107,6 +115,7 @@ export async function runFailover(options: FailoverRunOptions): Promise<Failover
     // Each topic's publishes in sequence (so their order in Redis is their numbering), from the
     // two instances in turn; all topics together at `rate` per second.
     const confirmed = new Map<string, Map<number, number>>(topics.map((t) => [t, new Map()]))
+    const offsets = new Map<string, string[]>(topics.map((t) => [t, []]))
     const rejected = new Map<string, Set<number>>(topics.map((t) => [t, new Set()]))
     const rejections: Record<string, number> = {}
     let published = 0
@@ -126,7 +135,8 @@ export async function runFailover(options: FailoverRunOptions): Promise<Failover
         const startedAt = Date.now()
         const server = servers[n % 2] as TestServer<Topics>
         try {
-          await server.realtime.publishTopic(topic, { n })
+          const position = await server.realtime.publishTopic(topic, { n })
+          offsets.get(topic)?.push(position.offset)
           ;(confirmed.get(topic) as Map<number, number>).set(n, startedAt)
           const now = Date.now()
           stallMs = Math.max(stallMs, now - lastConfirmedAt)
@@ -194,6 +204,18 @@ export async function runFailover(options: FailoverRunOptions): Promise<Failover
         if (problems.length < 10) problems.push(`${topic}: confirmed ${n} never reached a client, no resync after it`)
       }
     }
+    let lostFromHistory = 0
+    const reader = new Redis({ sentinels: options.set.addresses, name: options.set.name, maxRetriesPerRequest: 1 })
+    reader.on('error', () => {})
+    try {
+      for (const topic of topics) {
+        const entries = await reader.xrange(`${prefix}{${topic}}:s`, '-', '+')
+        const held = new Set(entries.map(([id]) => id))
+        for (const offset of offsets.get(topic) ?? []) if (!held.has(offset)) lostFromHistory++
+      }
+    } finally {
+      reader.disconnect()
+    }
     let confirmedCount = 0
     let rejectedCount = 0
     for (const topic of topics) {
@@ -216,6 +238,7 @@ export async function runFailover(options: FailoverRunOptions): Promise<Failover
       fenced: buses.reduce((sum, b) => sum + (b.failoverChecks?.fenced ?? 0), 0),
       rejections,
       stallMs,
+      lostFromHistory,
       problems,
     }
   } finally {
