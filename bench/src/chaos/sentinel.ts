@@ -32,6 +32,7 @@ function row(scenario: string, result: FailoverRunResult, extra: { mustFence?: b
     result.silentGaps === 0 &&
     result.duplicates === 0 &&
     result.outOfOrder === 0 &&
+    result.lostUnfenced === 0 &&
     rejectedOk &&
     result.confirmed + result.rejected === result.published &&
     (!extra.mustFence || (result.fenced > 0 && result.resyncs > 0))
@@ -49,7 +50,7 @@ function row(scenario: string, result: FailoverRunResult, extra: { mustFence?: b
         ? 'none: the new primary held every confirmed message'
         : `${result.clientsResynced} clients; gap reports: ${reasons.join(', ')}; ${result.fenced} topics fenced (new primary lacked confirmed messages)`,
     notes:
-      `${result.lostFromHistory} confirmed messages missing from the new primary's streams; ` +
+      `${result.lostFromHistory} confirmed messages missing from the new primary's streams (${result.lostUnfenced} behind an unchanged epoch); ` +
       `publish stall ${result.stallMs} ms; rejected ${JSON.stringify(result.rejections)}; ` +
       `${result.rejectedDelivered} rejected-but-delivered; reordered ${result.outOfOrder}` +
       (extra.settleMs === undefined ? '' : `; sentinels settled in ${extra.settleMs} ms`),

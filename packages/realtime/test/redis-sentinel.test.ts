@@ -18,6 +18,9 @@ function expectNoSilentLoss(result: FailoverRunResult): void {
   expect(result.silentGaps).toBe(0)
   expect(result.duplicates).toBe(0)
   expect(result.outOfOrder).toBe(0)
+  // What the new primary lacks is behind a new epoch: nobody can recover across it.
+  expect(result.lostUnfenced).toBe(0)
+  if (result.lostFromHistory > 0) expect(result.fenced).toBeGreaterThan(0)
   expect(result.confirmed + result.rejected).toBe(result.published)
   // Rejections are the bus's own, never another error.
   expect(Object.keys(result.rejections).filter((code) => code !== 'BUS_UNAVAILABLE')).toEqual([])

@@ -59,6 +59,11 @@ export interface FailoverRunResult {
    * replication window; the streams keep the whole run here).
    */
   lostFromHistory: number
+  /**
+   * Of those, the ones whose topic still has the epoch they were confirmed under: a client away
+   * since before them would "recover" across them (the silent gap in history). Must be 0.
+   */
+  lostUnfenced: number
   /** Lines for a failure message: the first few silent gaps, duplicates, reorders. */
   problems: string[]
 }
@@ -115,7 +120,7 @@ export async function runFailover(options: FailoverRunOptions): Promise<Failover
     // Each topic's publishes in sequence (so their order in Redis is their numbering), from the
     // two instances in turn; all topics together at `rate` per second.
     const confirmed = new Map<string, Map<number, number>>(topics.map((t) => [t, new Map()]))
-    const offsets = new Map<string, string[]>(topics.map((t) => [t, []]))
+    const offsets = new Map<string, { epoch: string; offset: string }[]>(topics.map((t) => [t, []]))
     const rejected = new Map<string, Set<number>>(topics.map((t) => [t, new Set()]))
     const rejections: Record<string, number> = {}
     let published = 0
@@ -136,7 +141,7 @@ export async function runFailover(options: FailoverRunOptions): Promise<Failover
         const server = servers[n % 2] as TestServer<Topics>
         try {
           const position = await server.realtime.publishTopic(topic, { n })
-          offsets.get(topic)?.push(position.offset)
+          offsets.get(topic)?.push(position)
           ;(confirmed.get(topic) as Map<number, number>).set(n, startedAt)
           const now = Date.now()
           stallMs = Math.max(stallMs, now - lastConfirmedAt)
@@ -205,13 +210,22 @@ export async function runFailover(options: FailoverRunOptions): Promise<Failover
       }
     }
     let lostFromHistory = 0
+    let lostUnfenced = 0
     const reader = new Redis({ sentinels: options.set.addresses, name: options.set.name, maxRetriesPerRequest: 1 })
     reader.on('error', () => {})
     try {
       for (const topic of topics) {
         const entries = await reader.xrange(`${prefix}{${topic}}:s`, '-', '+')
         const held = new Set(entries.map(([id]) => id))
-        for (const offset of offsets.get(topic) ?? []) if (!held.has(offset)) lostFromHistory++
+        const epoch = await reader.hget(`${prefix}{${topic}}:e`, 'e')
+        for (const position of offsets.get(topic) ?? []) {
+          if (held.has(position.offset)) continue
+          lostFromHistory++
+          if (position.epoch === epoch) {
+            lostUnfenced++
+            if (problems.length < 10) problems.push(`${topic}: confirmed ${position.offset} lost from the stream, epoch unchanged`)
+          }
+        }
       }
     } finally {
       reader.disconnect()
@@ -239,6 +253,7 @@ export async function runFailover(options: FailoverRunOptions): Promise<Failover
       rejections,
       stallMs,
       lostFromHistory,
+      lostUnfenced,
       problems,
     }
   } finally {

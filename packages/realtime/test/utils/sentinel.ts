@@ -150,10 +150,11 @@ export class SentinelSet {
 
   static async start(options: SentinelSetOptions = {}): Promise<SentinelSet> {
     const dir = await mkdtemp(join(tmpdir(), 'rt-sentinel-'))
-    const primary = await OwnRedisServer.start()
+    // In the tmp dir: a replica's full sync writes an RDB file into the working directory.
+    const primary = await OwnRedisServer.start({ args: ['--dir', dir] })
     const link = options.holdableLink ? await ReplicationLink.start(primary.port) : undefined
     const replica = await OwnRedisServer.start({
-      args: ['--replicaof', '127.0.0.1', String(link ? link.port : primary.port), '--repl-timeout', '60'],
+      args: ['--dir', dir, '--replicaof', '127.0.0.1', String(link ? link.port : primary.port), '--repl-timeout', '60'],
     })
     const timing = { downAfterMs: options.downAfterMs ?? 1000, failoverTimeoutMs: options.failoverTimeoutMs ?? 3000 }
     const sentinels: OwnSentinel[] = []
