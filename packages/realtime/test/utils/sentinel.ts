@@ -75,12 +75,15 @@ async function answers(port: number): Promise<boolean> {
 }
 
 /**
- * A TCP relay that can stop passing the bytes of its open connections on (both ways, silently:
- * no FIN, no RST), so a replica connected through it sees a healthy link that carries nothing:
- * what the primary acknowledges from then on is not replicated.
+ * A TCP relay in front of the primary (everyone reaches it through the relay, so the sentinels see
+ * nothing to correct in the replica's configuration) that can stop passing on the bytes of its
+ * replication connections (those that sent `REPLCONF`/`PSYNC`), both ways and silently: no FIN,
+ * no RST. The replica then sees a healthy link that carries nothing, and what the primary
+ * confirms from then on is not replicated; every other connection works as before.
  */
 export class ReplicationLink {
   private readonly sockets = new Set<Socket>()
+  private readonly replication = new WeakSet<Socket>()
   private held = false
 
   private constructor(
@@ -98,8 +101,13 @@ export class ReplicationLink {
         [upstream, client],
       ] as const) {
         link?.sockets.add(from)
-        from.on('data', (chunk) => {
-          if (!link?.held) to.write(chunk)
+        from.on('data', (chunk: Buffer) => {
+          if (!link) return
+          if (from === client && !link.replication.has(client) && /REPLCONF|PSYNC/i.test(chunk.toString('latin1'))) {
+            link.replication.add(client)
+            link.replication.add(upstream)
+          }
+          if (!(link.held && link.replication.has(from))) to.write(chunk)
         })
         from.on('close', () => {
           link?.sockets.delete(from)
@@ -113,7 +121,7 @@ export class ReplicationLink {
     return link
   }
 
-  /** From now on, drops every byte in both directions. */
+  /** From now on, drops every byte of the replication connections in both directions. */
   hold(): void {
     this.held = true
   }
@@ -153,13 +161,14 @@ export class SentinelSet {
     // In the tmp dir: a replica's full sync writes an RDB file into the working directory.
     const primary = await OwnRedisServer.start({ args: ['--dir', dir] })
     const link = options.holdableLink ? await ReplicationLink.start(primary.port) : undefined
+    const primaryPort = link ? link.port : primary.port
     const replica = await OwnRedisServer.start({
-      args: ['--dir', dir, '--replicaof', '127.0.0.1', String(link ? link.port : primary.port), '--repl-timeout', '60'],
+      args: ['--dir', dir, '--replicaof', '127.0.0.1', String(primaryPort), '--repl-timeout', '60'],
     })
     const timing = { downAfterMs: options.downAfterMs ?? 1000, failoverTimeoutMs: options.failoverTimeoutMs ?? 3000 }
     const sentinels: OwnSentinel[] = []
     for (let i = 0; i < 3; i++) sentinels.push(new OwnSentinel(await freePort(), dir))
-    await Promise.all(sentinels.map((s) => s.start(primary.port, timing)))
+    await Promise.all(sentinels.map((s) => s.start(primaryPort, timing)))
     const set = new SentinelSet([primary, replica], sentinels, dir, link)
     await set.settled()
     return set
@@ -184,9 +193,13 @@ export class SentinelSet {
   }
 
   async primary(): Promise<OwnRedisServer> {
-    const port = await this.primaryPort()
-    const node = this.nodes.find((n) => n.port === port)
-    if (!node) throw new Error(`the sentinels name an unknown primary ${port}`)
+    return this.nodeAt(await this.primaryPort())
+  }
+
+  /** The node at `port` as the sentinels name it (the first primary's is the relay's, with `holdableLink`). */
+  nodeAt(port: number): OwnRedisServer {
+    const node = this.link?.port === port ? this.nodes[0] : this.nodes.find((n) => n.port === port)
+    if (!node) throw new Error(`the sentinels name an unknown node ${port}`)
     return node
   }
 
@@ -196,7 +209,8 @@ export class SentinelSet {
    */
   async settled(timeoutMs = 20_000): Promise<void> {
     const started = Date.now()
-    const primary = await this.primary()
+    const port = await this.primaryPort()
+    const primary = this.nodeAt(port)
     const replica = this.nodes.find((n) => n !== primary) as OwnRedisServer
     await waitFor(
       async () => {
@@ -205,7 +219,7 @@ export class SentinelSet {
         for (const sentinel of this.sentinels) {
           const master = (await sentinel.command('SENTINEL', 'MASTER', SENTINEL_MASTER_NAME).catch(() => [])) as string[]
           const field = (name: string) => master[master.indexOf(name) + 1]
-          if (Number(field('port')) !== primary.port) return false
+          if (Number(field('port')) !== port) return false
           if (Number(field('num-other-sentinels')) < 2 || Number(field('num-slaves')) < 1) return false
           if (String(field('flags')) !== 'master') return false
           const replicas = (await sentinel.command('SENTINEL', 'REPLICAS', SENTINEL_MASTER_NAME).catch(() => [])) as string[][]
@@ -238,7 +252,8 @@ export class SentinelSet {
    * once (`SENTINEL FAILOVER`) instead of waiting for `down-after-milliseconds`.
    */
   async killPrimary(options: { force?: boolean; restart?: boolean; timeoutMs?: number } = {}): Promise<number> {
-    const primary = await this.primary()
+    const before = await this.primaryPort()
+    const primary = this.nodeAt(before)
     await primary.stop('SIGKILL')
     if (options.force) {
       // Retried: a sentinel refuses while it still sees the replica's last INFO as too old.
@@ -248,7 +263,7 @@ export class SentinelSet {
         'SENTINEL FAILOVER to be accepted',
       )
     }
-    const port = await this.switched(primary.port, options.timeoutMs ?? 20_000)
+    const port = await this.switched(before, options.timeoutMs ?? 20_000)
     if (options.restart !== false) await primary.start()
     return port
   }
@@ -259,7 +274,7 @@ export class SentinelSet {
       async () => {
         now = await this.primaryPort()
         if (now === before) return false
-        const node = this.nodes.find((n) => n.port === now)
+        const node = this.nodeAt(now)
         const role = String(await node?.command('ROLE').then((r) => (r as unknown[])[0], () => ''))
         return role === 'master'
       },
