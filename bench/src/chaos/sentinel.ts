@@ -12,7 +12,7 @@
  * Each row counts, per client, confirmed messages it never received without a resync after them
  * (silent gaps), duplicates, and resyncs with their cause (the buses' gap reports).
  *
- * Standalone: `npx tsx bench/src/chaos/sentinel.ts [--seconds 30] [--quick]`.
+ * Standalone: `npx tsx bench/src/chaos/sentinel.ts [--seconds 30] [--quick] [--faults failover,kill,window]`.
  */
 import { pathToFileURL } from 'node:url'
 import { runFailover, type FailoverRunResult } from '../../../packages/realtime/test/utils/failover-run.js'
@@ -58,22 +58,30 @@ function row(scenario: string, result: FailoverRunResult, extra: { mustFence?: b
   }
 }
 
-export async function run(options: ChaosOptions = {}): Promise<ChaosRow[]> {
+type Fault = 'failover' | 'kill' | 'window'
+
+export async function run(options: ChaosOptions & { faults?: readonly Fault[] } = {}): Promise<ChaosRow[]> {
+  const faults = new Set<Fault>(options.faults ?? ['failover', 'kill', 'window'])
   const seconds = options.seconds ?? (options.quick ? 8 : 30)
   const timing = { beforeMs: Math.round(seconds * 400), afterMs: Math.round(seconds * 600) }
   const load = { topics: TOPICS, clientsPerTopic: CLIENTS / TOPICS, ratePerSecond: RATE, publishTimeoutMs: 1000 }
   const rows: ChaosRow[] = []
 
-  const set = await SentinelSet.start()
+  const set = faults.has('failover') || faults.has('kill') ? await SentinelSet.start() : undefined
   try {
-    const failover = await runFailover({ set, ...load, ...timing, fault: (s) => s.failover(), label: 'chaos-sentinel-failover' })
-    rows.push(row('sentinel: SENTINEL FAILOVER', failover, {}))
-    await set.settled()
-    const kill = await runFailover({ set, ...load, ...timing, fault: (s) => s.killPrimary(), label: 'chaos-sentinel-kill' })
-    rows.push(row('sentinel: SIGKILL of the primary', kill, { settleMs: set.settleMs.at(-1) }))
+    if (set && faults.has('failover')) {
+      const failover = await runFailover({ set, ...load, ...timing, fault: (s) => s.failover(), label: 'chaos-sentinel-failover' })
+      rows.push(row('sentinel: SENTINEL FAILOVER', failover, {}))
+      await set.settled()
+    }
+    if (set && faults.has('kill')) {
+      const kill = await runFailover({ set, ...load, ...timing, fault: (s) => s.killPrimary(), label: 'chaos-sentinel-kill' })
+      rows.push(row('sentinel: SIGKILL of the primary', kill, { settleMs: set.settleMs.at(-1) }))
+    }
   } finally {
-    await set.stop()
+    await set?.stop()
   }
+  if (!faults.has('window')) return rows
 
   const held = await SentinelSet.start({ holdableLink: true })
   try {
@@ -99,7 +107,12 @@ export async function run(options: ChaosOptions = {}): Promise<ChaosRow[]> {
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const args = process.argv.slice(2)
   const at = args.indexOf('--seconds')
-  const rows = await run({ quick: args.includes('--quick'), ...(at >= 0 ? { seconds: Number(args[at + 1]) } : {}) })
+  const only = args.indexOf('--faults')
+  const rows = await run({
+    quick: args.includes('--quick'),
+    ...(at >= 0 ? { seconds: Number(args[at + 1]) } : {}),
+    ...(only >= 0 ? { faults: String(args[only + 1]).split(',') as Fault[] } : {}),
+  })
   console.table(rows.map(({ resyncReason, notes, ...rest }) => rest))
   for (const r of rows) console.log(`${r.scenario}: ${r.resyncReason}; ${r.notes}`)
   console.log(JSON.stringify(rows))

@@ -82,6 +82,8 @@ describe('RedisBus on Redis Sentinel', () => {
       const [a, b] = servers as [(typeof servers)[0], (typeof servers)[0]]
       // The control: the same loss without the check, to show what it prevents.
       const control = await useServer<Topics>({ bus: new RedisBus({ sentinel, prefix: unchecked, publishTimeoutMs: 1000, failoverCheck: false }) })
+      // With replicaAck a publish is confirmed only once the replica has it.
+      const acked = await useServer<Topics>({ bus: new RedisBus({ sentinel, prefix: uniquePrefix('window-ack'), publishTimeoutMs: 1000, replicaAck: { timeoutMs: 300 } }) })
 
       const clients = [a, b].map((server) => {
         const client = useClient<Topics>(server.url)
@@ -100,6 +102,7 @@ describe('RedisBus on Redis Sentinel', () => {
       for (let n = 1; n <= 5; n++) {
         replicatedAt = await a.realtime.publishTopic('w', { n })
         controlAt = await control.realtime.publishTopic('w', { n })
+        await acked.realtime.publishTopic('w', { n })
       }
       const primary = await set.primary()
       const replica = set.nodes.find((node) => node !== primary)
@@ -114,6 +117,10 @@ describe('RedisBus on Redis Sentinel', () => {
       }
       await waitFor(() => clients.every((c) => c.numbers.length === 8), 5000, 'clients to get 1..8 live')
       expect(await replicaLength(checked)).toBe(5)
+      // The replica does not acknowledge: that publish is not confirmed.
+      const started = Date.now()
+      await expect(acked.realtime.publishTopic('w', { n: 6 })).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE' })
+      expect(Date.now() - started).toBeGreaterThanOrEqual(290)
 
       await set.killPrimary({ force: true, restart: false })
 

@@ -19,6 +19,7 @@ import { DEFAULT_MAX_WINDOW, DEFAULT_TARGET_LAG_MS, PublishFlow, type FlowContro
 import { historyResult, parseChannelMessage, streamIdOf, type HistoryReply } from './history.js'
 import { ackChannel, channelOf, metaKey, probeChannel, streamKey } from './keys.js'
 import type { RedisBusOptions } from './options.js'
+import { ReplicaAck } from './replicas.js'
 import { HISTORY_SCRIPT, PUBLISH_SCRIPT, publishArguments } from './scripts.js'
 import { sentinelConnectionOptions, usesSentinel } from './sentinel.js'
 
@@ -87,6 +88,8 @@ export class RedisBus implements Bus {
   private ackSubscribed = false
   /** The check of a new primary after a failover (`failoverCheck`), when on. */
   private readonly failover: FailoverCheck | undefined
+  /** The wait for replicas before a publish is confirmed (`replicaAck`), when on. */
+  private readonly replicaAck: ReplicaAck | undefined
 
   constructor(options: RedisBusOptions = {}) {
     if (options.redis) {
@@ -139,6 +142,12 @@ export class RedisBus implements Bus {
       })
       // Connections supplied ready: their first primary is the one they are on.
       if (this.pub.status === 'ready') this.failover.onReady()
+    }
+
+    if (options.replicaAck) {
+      const ack = options.replicaAck === true ? {} : options.replicaAck
+      const timeoutMs = Math.max(1, Math.floor(ack.timeoutMs ?? this.deadlines.timeoutMs / 2))
+      this.replicaAck = new ReplicaAck(this.pub, Math.max(1, Math.floor(ack.replicas ?? 1)), timeoutMs)
     }
 
     const onMessage = (channel: string, text: string) => this.receive(channel, text)
@@ -263,7 +272,16 @@ export class RedisBus implements Bus {
     // One more than the history size: recovery needs the client's last message still present.
     const args = publishArguments(this.prefix, topics, data, this.size + 1, this.ttlMs, randomEpoch, options?.id)
     const what = topics.length === 1 ? `"${topics[0]}"` : JSON.stringify(topics.slice(0, 10))
-    const reply = this.deadlines.run(`publish to ${what}`, this.pub, () => this.afterFailoverCheck(() => (this.pub as RedisWithScripts).realtimeBusPublish(...args)))
+    const reply = this.deadlines.run(
+      `publish to ${what}`,
+      this.pub,
+      () => {
+        const published = (this.pub as RedisWithScripts).realtimeBusPublish(...args)
+        // Sent after the script on the same connection, so it covers it.
+        return this.replicaAck ? Promise.all([published, this.replicaAck.confirmed()]).then(([flat]) => flat) : published
+      },
+      this.failoverGate,
+    )
     // Counted as started now, so that a probe sent next goes out after this publish.
     this.flow?.started()
     const flat = (await reply) as string[]
@@ -327,8 +345,10 @@ export class RedisBus implements Bus {
 
   private async readHistory(topic: string, since?: Position): Promise<HistoryResult> {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
-    const reply = (await this.deadlines.run(`history of "${topic}"`, this.pub, () =>
-      this.afterFailoverCheck(() =>
+    const reply = (await this.deadlines.run(
+      `history of "${topic}"`,
+      this.pub,
+      () =>
         (this.pub as RedisWithScripts).realtimeBusHistory(
           streamKey(this.prefix, topic),
           metaKey(this.prefix, topic),
@@ -336,7 +356,7 @@ export class RedisBus implements Bus {
           randomEpoch(),
           String(this.ttlMs),
         ),
-      ),
+      this.failoverGate,
     )) as HistoryReply
     return historyResult(topic, since, reply, this.ttlMs)
   }
@@ -507,11 +527,8 @@ export class RedisBus implements Bus {
     for (const listener of this.gapListeners) listener(topic, reason)
   }
 
-  /** Runs `call` once the check of a new primary is done (it runs on the same connection, first). */
-  private afterFailoverCheck<T>(call: () => Promise<T>): Promise<T> {
-    const checking = this.failover?.settled()
-    return checking ? checking.then(call) : call()
-  }
+  /** While the check of a new primary runs, what publishes and history reads wait for. */
+  private readonly failoverGate = () => this.failover?.settled()
 
   /** Where the listeners of each topic are: for the failover check, to look for on a new primary. */
   private *deliveredPositions(): Iterable<[string, Position]> {

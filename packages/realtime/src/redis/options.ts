@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis'
 import type { BusMessage, HistoryOptions } from '../bus/types.js'
 import type { FailoverCheckOptions } from './failover.js'
 import type { FlowControlOptions } from './flow.js'
+import type { ReplicaAckOptions } from './replicas.js'
 import type { RedisSentinelOptions } from './sentinel.js'
 
 /** Options of `RedisBus`. */
@@ -42,4 +43,11 @@ export interface RedisBusOptions {
    * otherwise. `false` turns it off.
    */
   failoverCheck?: FailoverCheckOptions | boolean
+  /**
+   * Confirm a publish only once `replicas` replicas have it (Redis `WAIT`, one per turn of the
+   * event loop for the publishes sent in it), so that a confirmed publish survives a failover. A
+   * publish they do not acknowledge within `timeoutMs` rejects with `BUS_UNAVAILABLE` (it may still
+   * have reached subscribers). `true`: one replica, half of `publishTimeoutMs`. Default: off.
+   */
+  replicaAck?: ReplicaAckOptions | boolean
 }

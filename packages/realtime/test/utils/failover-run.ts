@@ -28,6 +28,8 @@ export interface FailoverRunOptions {
   /** Publishing goes on this long after the fault returned. */
   afterMs?: number
   publishTimeoutMs?: number
+  /** `RedisBus`'s `replicaAck` option. */
+  replicaAck?: boolean
   label?: string
 }
 
@@ -90,6 +92,7 @@ export async function runFailover(options: FailoverRunOptions): Promise<Failover
         publishTimeoutMs: options.publishTimeoutMs ?? 1000,
         // The whole run stays in the streams, to count what the failover lost from them.
         history: { size: 1_000_000 },
+        replicaAck: options.replicaAck ?? false,
       })
       bus.onGap((_topic, reason) => gaps[reason]++)
       buses.push(bus)
