@@ -14,7 +14,7 @@ import {
 import { RealtimeError } from '../errors.js'
 import type { Position } from '../topics.js'
 import { Deadlines, PairStatus, REDIS_BUS_CONNECTION_OPTIONS, quit } from './connection.js'
-import { DEFAULT_FAILOVER_REMEMBER_MS, FailoverCheck, parseFenceNotice, type GapReason } from './failover.js'
+import { FailoverCheck, parseFenceNotice, type GapReason } from './failover.js'
 import { DEFAULT_MAX_WINDOW, DEFAULT_TARGET_LAG_MS, PublishFlow, type FlowControlState } from './flow.js'
 import { historyResult, parseChannelMessage, streamIdOf, type HistoryReply } from './history.js'
 import { ackChannel, channelOf, metaKey, probeChannel, streamKey } from './keys.js'
@@ -130,25 +130,14 @@ export class RedisBus implements Bus {
       )
     }
 
-    const check = options.failoverCheck ?? (options.sentinel !== undefined || usesSentinel(this.pub.options))
-    if (check !== false) {
-      this.failover = new FailoverCheck(this.pub, {
-        prefix: this.prefix,
-        ttlMs: this.ttlMs,
-        rememberMs: Math.max(0, (typeof check === 'object' ? check.rememberMs : undefined) ?? DEFAULT_FAILOVER_REMEMBER_MS),
-        freshEpoch: randomEpoch,
-        delivered: () => this.deliveredPositions(),
-        onFenced: (topic, epoch) => this.fenced(topic, epoch),
-      })
-      // Connections supplied ready: their first primary is the one they are on.
-      if (this.pub.status === 'ready') this.failover.onReady()
-    }
-
-    if (options.replicaAck) {
-      const ack = options.replicaAck === true ? {} : options.replicaAck
-      const timeoutMs = Math.max(1, Math.floor(ack.timeoutMs ?? this.deadlines.timeoutMs / 2))
-      this.replicaAck = new ReplicaAck(this.pub, Math.max(1, Math.floor(ack.replicas ?? 1)), timeoutMs)
-    }
+    this.failover = FailoverCheck.of(options.failoverCheck ?? (options.sentinel !== undefined || usesSentinel(this.pub.options)), this.pub, {
+      prefix: this.prefix,
+      ttlMs: this.ttlMs,
+      freshEpoch: randomEpoch,
+      delivered: () => this.deliveredPositions(),
+      onFenced: (topic, epoch) => this.fenced(topic, epoch),
+    })
+    this.replicaAck = ReplicaAck.of(options.replicaAck, this.pub, this.deadlines.timeoutMs)
 
     const onMessage = (channel: string, text: string) => this.receive(channel, text)
     const onChange = () => this.status.update()

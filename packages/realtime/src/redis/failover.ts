@@ -79,6 +79,17 @@ function runIdOf(info: string): string | undefined {
   return /^run_id:(\w+)/m.exec(info)?.[1]
 }
 
+/** What the check needs of its bus. */
+export interface FailoverCheckContext {
+  prefix: string
+  ttlMs: number
+  freshEpoch: () => string
+  /** The positions the bus delivered to its listeners (last, or where they started). */
+  delivered: () => Iterable<[string, Position]>
+  /** A topic the check moved to a new epoch: its listeners must resync. */
+  onFenced: (topic: string, epoch: string) => void
+}
+
 interface Remembered {
   position: Position
   at: number
@@ -106,17 +117,19 @@ export class FailoverCheck {
 
   constructor(
     private readonly pub: Redis,
-    private readonly options: {
-      prefix: string
-      ttlMs: number
-      rememberMs: number
-      freshEpoch: () => string
-      /** The positions this bus delivered to its listeners (last, or where they started). */
-      delivered: () => Iterable<[string, Position]>
-      onFenced: (topic: string, epoch: string) => void
-    },
+    private readonly options: FailoverCheckContext & { rememberMs: number },
   ) {
     pub.defineCommand('realtimeBusFence', { numberOfKeys: 2, lua: FENCE_SCRIPT })
+  }
+
+  /** The check a bus's `failoverCheck` option asks for, or undefined when it is off. */
+  static of(option: FailoverCheckOptions | boolean, pub: Redis, context: FailoverCheckContext): FailoverCheck | undefined {
+    if (option === false) return undefined
+    const rememberMs = Math.max(0, (typeof option === 'object' ? option.rememberMs : undefined) ?? DEFAULT_FAILOVER_REMEMBER_MS)
+    const check = new FailoverCheck(pub, { ...context, rememberMs })
+    // Connections supplied ready: their first primary is the one they are on.
+    if (pub.status === 'ready') check.onReady()
+    return check
   }
 
   /** Resolves once the check after the last reconnect is done (at once when none runs). */

@@ -33,6 +33,13 @@ export class ReplicaAck {
     readonly timeoutMs: number,
   ) {}
 
+  /** The wait a bus's `replicaAck` option asks for, or undefined when it is off. */
+  static of(option: ReplicaAckOptions | boolean | undefined, pub: Redis, publishTimeoutMs: number): ReplicaAck | undefined {
+    if (!option) return undefined
+    const { replicas, timeoutMs } = option === true ? ({} as ReplicaAckOptions) : option
+    return new ReplicaAck(pub, Math.max(1, Math.floor(replicas ?? 1)), Math.max(1, Math.floor(timeoutMs ?? publishTimeoutMs / 2)))
+  }
+
   /** Call right after sending a write on `pub`: resolves once enough replicas have it. */
   async confirmed(): Promise<void> {
     if (!this.next) {
