@@ -5,7 +5,9 @@
  *
  * 1. `SENTINEL FAILOVER` (the sentinels promote the replica; the old primary is demoted);
  * 2. SIGKILL of the primary (promotion after `down-after-milliseconds`, 1 s here);
- * 3. the replication window: the replica's link is held (it stays "up" but carries nothing), so
+ * 3. `SENTINEL FAILOVER` again, with `replicaAck` (a publish is confirmed once the replica has it):
+ *    no confirmed message may be missing from the new primary;
+ * 4. the replication window: the replica's link is held (it stays "up" but carries nothing), so
  *    what the primary confirms from then on is not replicated; then SIGKILL and promotion. The
  *    messages confirmed meanwhile are lost: the bus must make every client of those topics resync.
  *
@@ -23,7 +25,7 @@ const CLIENTS = 100
 const TOPICS = 5
 const RATE = 500
 
-function row(scenario: string, result: FailoverRunResult, extra: { mustFence?: boolean; settleMs?: number }): ChaosRow {
+function row(scenario: string, result: FailoverRunResult, extra: { mustFence?: boolean; mustKeepConfirmed?: boolean; settleMs?: number }): ChaosRow {
   const reasons = Object.entries(result.gaps)
     .filter(([, count]) => count > 0)
     .map(([reason, count]) => `${count} ${reason}`)
@@ -35,7 +37,8 @@ function row(scenario: string, result: FailoverRunResult, extra: { mustFence?: b
     result.lostUnfenced === 0 &&
     rejectedOk &&
     result.confirmed + result.rejected === result.published &&
-    (!extra.mustFence || (result.fenced > 0 && result.resyncs > 0))
+    (!extra.mustFence || (result.fenced > 0 && result.resyncs > 0)) &&
+    (!extra.mustKeepConfirmed || result.lostFromHistory === 0)
   return {
     scenario,
     clients: result.clients,
@@ -58,16 +61,16 @@ function row(scenario: string, result: FailoverRunResult, extra: { mustFence?: b
   }
 }
 
-type Fault = 'failover' | 'kill' | 'window'
+type Fault = 'failover' | 'kill' | 'failover-ack' | 'window'
 
 export async function run(options: ChaosOptions & { faults?: readonly Fault[] } = {}): Promise<ChaosRow[]> {
-  const faults = new Set<Fault>(options.faults ?? ['failover', 'kill', 'window'])
+  const faults = new Set<Fault>(options.faults ?? ['failover', 'kill', 'failover-ack', 'window'])
   const seconds = options.seconds ?? (options.quick ? 8 : 30)
   const timing = { beforeMs: Math.round(seconds * 400), afterMs: Math.round(seconds * 600) }
   const load = { topics: TOPICS, clientsPerTopic: CLIENTS / TOPICS, ratePerSecond: RATE, publishTimeoutMs: 1000 }
   const rows: ChaosRow[] = []
 
-  const set = faults.has('failover') || faults.has('kill') ? await SentinelSet.start() : undefined
+  const set = faults.has('failover') || faults.has('kill') || faults.has('failover-ack') ? await SentinelSet.start() : undefined
   try {
     if (set && faults.has('failover')) {
       const failover = await runFailover({ set, ...load, ...timing, fault: (s) => s.failover(), label: 'chaos-sentinel-failover' })
@@ -77,6 +80,11 @@ export async function run(options: ChaosOptions & { faults?: readonly Fault[] } 
     if (set && faults.has('kill')) {
       const kill = await runFailover({ set, ...load, ...timing, fault: (s) => s.killPrimary(), label: 'chaos-sentinel-kill' })
       rows.push(row('sentinel: SIGKILL of the primary', kill, { settleMs: set.settleMs.at(-1) }))
+      await set.settled()
+    }
+    if (set && faults.has('failover-ack')) {
+      const acked = await runFailover({ set, ...load, ...timing, replicaAck: true, fault: (s) => s.failover(), label: 'chaos-sentinel-ack' })
+      rows.push(row('sentinel: SENTINEL FAILOVER, replicaAck', acked, { mustKeepConfirmed: true }))
     }
   } finally {
     await set?.stop()
