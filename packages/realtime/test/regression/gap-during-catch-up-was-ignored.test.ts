@@ -4,7 +4,7 @@
  * subscription. After a Sentinel failover that is the moment it matters: a client recovering from
  * history read before another instance's failover check replaced the topic's epoch would go live
  * having skipped the messages the new primary lost, and never be told. Now such a subscription
- * resyncs as soon as its replay is done.
+ * resyncs as soon as its replay is done (issue 13, the Sentinel work: `Subscriber.resync`).
  */
 import { describe, expect, it } from 'vitest'
 import type { Bus, BusListener, HistoryResult } from '../../src/bus/types.js'
