@@ -15,6 +15,7 @@ import {
 import { RealtimeError } from '../errors.js'
 import type { Position } from '../topics.js'
 import { Deadlines, PairStatus, REDIS_BUS_CONNECTION_OPTIONS, quit } from './connection.js'
+import { FailoverCheck, parseFenceNotice, type GapReason } from './failover.js'
 import { DEFAULT_MAX_WINDOW, DEFAULT_TARGET_LAG_MS, PublishFlow, type FlowControlState } from './flow.js'
 import { historyResult, parseChannelMessage, streamIdOf, type HistoryReply } from './history.js'
 import { ackChannel, channelOf, metaKey, probeChannel, streamKey } from './keys.js'
@@ -22,6 +23,8 @@ import type { RedisBusOptions } from './options.js'
 import { DEFAULT_PRESENCE_TTL_MS, RedisPresence } from './presence.js'
 import { HISTORY_SCRIPT, PUBLISH_SCRIPT, publishArguments } from './scripts.js'
 import { defineStateCommands, readRetained, retain } from './state.js'
+import { ReplicaAck } from './replicas.js'
+import { sentinelConnectionOptions, usesSentinel } from './sentinel.js'
 
 export type { RedisBusOptions } from './options.js'
 
@@ -39,9 +42,11 @@ interface TopicSubscription {
   held?: BusMessage[]
   /** Settles when the gap fill in progress is done. */
   filling?: Promise<void>
+  /** The epoch the topic was moved to when its listeners were last told to resync (one resync per new epoch). */
+  toldEpoch?: string
 }
 
-type SubscriptionListener = (topic: string) => void
+type SubscriptionListener = (topic: string, reason: GapReason) => void
 
 function randomEpoch(): string {
   return randomBytes(6).toString('base64url') + Date.now().toString(36)
@@ -87,12 +92,20 @@ export class RedisBus implements Bus {
   /** Presence, made when a server first asks for it (its own subscriber connection). */
   private presenceState: RedisPresence | undefined
   private readonly presenceTtlMs: number
+  /** The check of a new primary after a failover (`failoverCheck`), when on. */
+  private readonly failover: FailoverCheck | undefined
+  /** The wait for replicas before a publish is confirmed (`replicaAck`), when on. */
+  private readonly replicaAck: ReplicaAck | undefined
 
   constructor(options: RedisBusOptions = {}) {
     if (options.redis) {
       this.pub = options.redis.pub
       this.sub = options.redis.sub
       this.ownsConnections = false
+    } else if (options.sentinel) {
+      this.pub = new Redis(sentinelConnectionOptions(options.sentinel, 'realtime-bus-pub'))
+      this.sub = new Redis({ ...sentinelConnectionOptions(options.sentinel, 'realtime-bus-sub'), autoResubscribe: false })
+      this.ownsConnections = true
     } else {
       const url = options.url ?? 'redis://127.0.0.1:6379'
       this.pub = new Redis(url, { ...REDIS_BUS_CONNECTION_OPTIONS, connectionName: 'realtime-bus-pub' })
@@ -124,8 +137,22 @@ export class RedisBus implements Bus {
       )
     }
 
+    this.failover = FailoverCheck.of(options.failoverCheck ?? (options.sentinel !== undefined || usesSentinel(this.pub.options)), this.pub, {
+      prefix: this.prefix,
+      ttlMs: this.ttlMs,
+      freshEpoch: randomEpoch,
+      delivered: () => this.deliveredPositions(),
+      onFenced: (topic, epoch) => this.fenced(topic, epoch),
+    })
+    this.replicaAck = ReplicaAck.of(options.replicaAck, this.pub, this.deadlines.timeoutMs)
+
     const onMessage = (channel: string, text: string) => this.receive(channel, text)
     const onChange = () => this.status.update()
+    // First: a publish waiting for this 'ready' must see the check it starts.
+    const onPubReady = () => {
+      this.failover?.onReady()
+      this.status.update()
+    }
     const onSubReady = () => {
       if (this.subLost) {
         this.subLost = false
@@ -149,7 +176,7 @@ export class RedisBus implements Bus {
     this.sub.on('ready', onSubReady)
     this.sub.on('close', onSubDown)
     this.sub.on('error', onError)
-    this.pub.on('ready', onChange)
+    this.pub.on('ready', onPubReady)
     this.pub.on('close', onChange)
     this.pub.on('error', onError)
     // The number of keys comes first in each call: one pair per topic.
@@ -161,7 +188,7 @@ export class RedisBus implements Bus {
       this.sub.off('ready', onSubReady)
       this.sub.off('close', onSubDown)
       this.sub.off('error', onError)
-      this.pub.off('ready', onChange)
+      this.pub.off('ready', onPubReady)
       this.pub.off('close', onChange)
       this.pub.off('error', onError)
     }
@@ -179,9 +206,11 @@ export class RedisBus implements Bus {
 
   /**
    * Learns of topics whose listeners missed messages that the history no longer holds (the
-   * subscriber connection was down longer than the history reaches). Their subscribers must resync.
+   * subscriber connection was down longer than the history reaches: `'history'`; the history was
+   * lost: `'epoch'`; a failover lost messages the old primary had confirmed: `'failover'`; see
+   * `GapReason`). Their subscribers must resync.
    */
-  onGap(listener: (topic: string) => void): () => void {
+  onGap(listener: (topic: string, reason: GapReason) => void): () => void {
     this.gapListeners.add(listener)
     return () => this.gapListeners.delete(listener)
   }
@@ -199,6 +228,14 @@ export class RedisBus implements Bus {
   /** Topics whose channel this instance is subscribed to (for stats and tests). */
   get subscribedTopics(): string[] {
     return [...this.topics].filter(([, t]) => t.subscribed).map(([topic]) => topic)
+  }
+
+  /**
+   * Primaries this bus moved to and checked (`failovers`), and topics whose epoch its checks
+   * replaced because the new primary lacked a position (`fenced`); `undefined` when the check is off.
+   */
+  get failoverChecks(): { failovers: number; fenced: number } | undefined {
+    return this.failover && { failovers: this.failover.failovers, fenced: this.failover.fenced }
   }
 
   /** The state of the publisher flow control (`undefined` when it is off). */
@@ -256,13 +293,23 @@ export class RedisBus implements Bus {
     // One more than the history size: recovery needs the client's last message still present.
     const args = publishArguments(this.prefix, topics, data, this.size + 1, this.ttlMs, randomEpoch, options?.id)
     const what = topics.length === 1 ? `"${topics[0]}"` : JSON.stringify(topics.slice(0, 10))
-    const reply = this.deadlines.run(`publish to ${what}`, this.pub, () => (this.pub as RedisWithScripts).realtimeBusPublish(...args))
+    const reply = this.deadlines.run(
+      `publish to ${what}`,
+      this.pub,
+      () => {
+        const published = (this.pub as RedisWithScripts).realtimeBusPublish(...args)
+        // Sent after the script on the same connection, so it covers it.
+        return this.replicaAck ? Promise.all([published, this.replicaAck.confirmed()]).then(([flat]) => flat) : published
+      },
+      this.failoverGate,
+    )
     // Counted as started now, so that a probe sent next goes out after this publish.
     this.flow?.started()
     const flat = (await reply) as string[]
     this.published += topics.length
     const positions: Position[] = []
     for (let i = 0; i < topics.length; i++) positions.push({ epoch: flat[2 * i] as string, offset: flat[2 * i + 1] as string })
+    if (this.failover) for (let i = 0; i < topics.length; i++) this.failover.record(topics[i] as string, positions[i] as Position)
     return positions
   }
 
@@ -319,14 +366,18 @@ export class RedisBus implements Bus {
 
   private async readHistory(topic: string, since?: Position): Promise<HistoryResult> {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
-    const reply = (await this.deadlines.run(`history of "${topic}"`, this.pub, () =>
-      (this.pub as RedisWithScripts).realtimeBusHistory(
-        streamKey(this.prefix, topic),
-        metaKey(this.prefix, topic),
-        streamIdOf(since),
-        randomEpoch(),
-        String(this.ttlMs),
-      ),
+    const reply = (await this.deadlines.run(
+      `history of "${topic}"`,
+      this.pub,
+      () =>
+        (this.pub as RedisWithScripts).realtimeBusHistory(
+          streamKey(this.prefix, topic),
+          metaKey(this.prefix, topic),
+          streamIdOf(since),
+          randomEpoch(),
+          String(this.ttlMs),
+        ),
+      this.failoverGate,
     )) as HistoryReply
     return historyResult(topic, since, reply, this.ttlMs)
   }
@@ -414,6 +465,11 @@ export class RedisBus implements Bus {
     this.received++
     const state = this.topics.get(topic)
     if (!state) return
+    const notice = parseFenceNotice(text)
+    if (notice) {
+      this.fenced(topic, notice.to)
+      return
+    }
     const message = parseChannelMessage(topic, text)
     if (message === undefined) return
     if (state.held) state.held.push(message)
@@ -477,12 +533,43 @@ export class RedisBus implements Bus {
     }
     const result = await this.readHistory(topic, from).catch(() => undefined)
     if (result?.recovered) return result.messages
+    const epoch = result?.position.epoch
+    if (epoch !== undefined && epoch !== from.epoch) {
+      // A new epoch: the listeners were told already if a failover check (this bus's or another
+      // instance's notice) replaced the old one.
+      if (epoch === state.toldEpoch) return []
+      state.toldEpoch = epoch
+      this.reportGap(topic, 'epoch')
+      return []
+    }
     this.reportGap(topic)
     return []
   }
 
-  private reportGap(topic: string): void {
-    for (const listener of this.gapListeners) listener(topic)
+  private reportGap(topic: string, reason: GapReason = 'history'): void {
+    for (const listener of this.gapListeners) listener(topic, reason)
+  }
+
+  /** While the check of a new primary runs, what publishes and history reads wait for. */
+  private readonly failoverGate = () => this.failover?.settled()
+
+  /** Where the listeners of each topic are: for the failover check, to look for on a new primary. */
+  private *deliveredPositions(): Iterable<[string, Position]> {
+    for (const [topic, state] of this.topics) {
+      const at = state.last ?? state.base
+      if (at && state.listeners.size > 0) yield [topic, at]
+    }
+  }
+
+  /**
+   * A failover check (this bus's, or another instance's notice) replaced the topic's epoch: the
+   * listeners may have missed messages the new primary does not hold. Told once per new epoch.
+   */
+  private fenced(topic: string, epoch: string): void {
+    const state = this.topics.get(topic)
+    if (!state || state.listeners.size === 0 || state.toldEpoch === epoch || state.last?.epoch === epoch) return
+    state.toldEpoch = epoch
+    this.reportGap(topic, 'failover')
   }
 }
 

@@ -44,8 +44,11 @@ export class Deadlines {
 
   constructor(readonly timeoutMs: number) {}
 
-  /** Runs `call` once `connection` is ready, all within the bound; else `BUS_UNAVAILABLE`. */
-  async run<T>(what: string, connection: Redis, call: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `call` once `connection` is ready (and `gate`, when it returns a promise, has settled:
+   * the failover check), all within the bound; else `BUS_UNAVAILABLE`.
+   */
+  async run<T>(what: string, connection: Redis, call: () => Promise<T>, gate?: () => Promise<void> | undefined): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined
     let abort: ((error: RealtimeError) => void) | undefined
     // Once the caller was told it failed, a call still waiting for the connection must never run.
@@ -61,6 +64,11 @@ export class Deadlines {
     const attempt = (async () => {
       if (connection.status !== 'ready') {
         await whenReady(connection)
+        if (over) throw new RealtimeError('BUS_UNAVAILABLE', `the ${what} was given up`)
+      }
+      const waiting = gate?.()
+      if (waiting) {
+        await waiting
         if (over) throw new RealtimeError('BUS_UNAVAILABLE', `the ${what} was given up`)
       }
       return call()

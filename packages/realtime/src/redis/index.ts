@@ -5,3 +5,6 @@
 export { RedisBus, type RedisBusOptions } from './bus.js'
 export { REDIS_BUS_CONNECTION_OPTIONS } from './connection.js'
 export type { FlowControlOptions, FlowControlState } from './flow.js'
+export type { FailoverCheckOptions, GapReason } from './failover.js'
+export type { RedisSentinelOptions } from './sentinel.js'
+export type { ReplicaAckOptions } from './replicas.js'
