@@ -4,15 +4,19 @@ import { channelOf, metaKey, publishedKey, streamKey } from './keys.js'
  * Lua scripts of `RedisBus`. Each runs atomically in Redis, so a message is in the topic's stream
  * before any instance can receive it, and the epoch check and the stream read see one state.
  *
- * Keys of a topic (both carry the topic in a hash tag, so they live in one Redis Cluster slot):
+ * Keys of a topic (all carry the topic in a hash tag, so they live in one Redis Cluster slot):
  * - `<prefix>{<topic>}:s` — the stream: one entry per message, field `d` = payload; id = offset.
  * - `<prefix>{<topic>}:e` — a small hash: `e` = the epoch, `p` = set once a message was published
  *   under that epoch. A stream that is missing while `p` is set has lost its history (expired,
  *   evicted, flushed): the epoch is replaced so that no client can claim to have recovered from it.
+ * - `<prefix>{<topic>}:c` — the channel, published with `SPUBLISH` (sharded pub/sub, Redis 7): on a
+ *   Cluster only the nodes of the topic's shard carry it. It is passed in ARGV; it hashes to the
+ *   slot of the keys, which is what a cluster node checks.
  */
 
 /**
- * Publishes one payload to one or more topics in one call (one round trip).
+ * Publishes one payload to one or more topics in one call (one round trip). On a Cluster every
+ * topic of one call must be in one slot (the bus groups a multi-topic publish by slot).
  * KEYS: stream and meta of each topic, in pairs; then, for a publish with an idempotency key, the
  * key's record. ARGV: data, maxlen, ttlMs, then a channel and a fresh epoch for each topic
  * (ARGV[2 + 2t], ARGV[3 + 2t]). Returns `{epoch, id}` for each topic, flat, in the order given.
@@ -49,7 +53,7 @@ for t = 1, n do
   local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '*', 'd', ARGV[1])
   redis.call('PEXPIRE', stream, ARGV[3])
   redis.call('PEXPIRE', meta, ARGV[3])
-  redis.call('PUBLISH', ARGV[2 + 2 * t], epoch .. '\\n' .. id .. '\\n' .. ARGV[1])
+  redis.call('SPUBLISH', ARGV[2 + 2 * t], epoch .. '\\n' .. id .. '\\n' .. ARGV[1])
   result[2 * t - 1] = epoch
   result[2 * t] = id
 end
@@ -62,7 +66,8 @@ return result
 /**
  * The arguments of `PUBLISH_SCRIPT` (called without a fixed key count): the number of keys, then
  * each topic's stream and epoch hash, then `data`, `maxlen`, `ttlMs`, then each topic's channel and
- * a fresh epoch (used only if the topic has none).
+ * a fresh epoch (used only if the topic has none). The record of an idempotency key is named after
+ * the first topic, so it shares the topics' slot.
  */
 export function publishArguments(
   prefix: string,
@@ -75,7 +80,7 @@ export function publishArguments(
 ): string[] {
   const args: string[] = [String(topics.length * 2 + (id === undefined ? 0 : 1))]
   for (const topic of topics) args.push(streamKey(prefix, topic), metaKey(prefix, topic))
-  if (id !== undefined) args.push(publishedKey(prefix, id))
+  if (id !== undefined) args.push(publishedKey(prefix, topics[0] as string, id))
   args.push(data, String(maxlen), String(ttlMs))
   for (const topic of topics) args.push(channelOf(prefix, topic), freshEpoch())
   return args
