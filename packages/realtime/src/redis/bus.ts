@@ -315,8 +315,11 @@ export class RedisBus implements Bus {
 
   /** One run of the publish script for topics of one slot (any topics on a single Redis). */
   private runPublish(what: string, topics: readonly string[], data: string, id: string | undefined): Promise<string[]> {
+    // On a Cluster ioredis re-sends a command after a failover or redirection by itself, possibly
+    // after the caller was told it failed: the script then refuses to run (see PUBLISH_SCRIPT).
+    const notAfter = this.sharded ? Date.now() + this.deadlines.timeoutMs : 0
     // One more than the history size: recovery needs the client's last message still present.
-    const args = publishArguments(this.prefix, topics, data, this.size + 1, this.ttlMs, randomEpoch, id)
+    const args = publishArguments(this.prefix, topics, data, this.size + 1, this.ttlMs, randomEpoch, id, notAfter)
     return this.deadlines.run(`publish to ${what}`, this.pub, () => (this.pub as WithScripts).realtimeBusPublish(...args)) as Promise<string[]>
   }
 

@@ -40,9 +40,12 @@ interface Link {
   /** Topics whose `SSUBSCRIBE` was sent on it and not yet answered: their messages count already. */
   pending: Set<string>
   ready: Promise<void>
+  /** Rejects when the connection closes: a command ioredis dropped (MOVED) never settles by itself. */
+  closed: Promise<never>
 }
 
-const MAX_RETRY_MS = 1000
+/** The longest wait before placing lost topics again: each attempt is one `CLUSTER SLOTS` and a connect. */
+const MAX_RETRY_MS = 200
 
 function timeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -158,7 +161,7 @@ export class ShardedChannels implements TopicChannels {
 
   private retryLater(): void {
     if (this.closed || this.retry) return
-    const delay = Math.min(MAX_RETRY_MS, 50 * 2 ** Math.min(this.failures++, 5))
+    const delay = Math.min(MAX_RETRY_MS, 25 * 2 ** Math.min(this.failures++, 4))
     this.retry = setTimeout(() => {
       this.retry = undefined
       this.sync()
@@ -209,8 +212,10 @@ export class ShardedChannels implements TopicChannels {
           [...slots.values()].map(async (topics) => {
             for (const topic of topics) link.pending.add(topic)
             try {
-              // MOVED leaves ioredis' promise unsettled ('moved' drops the link, which rejects it).
-              await timeout(link.redis.ssubscribe(...topics.map((t) => channelOf(this.prefix, t))), 2000, `SSUBSCRIBE on ${owner}`)
+              // MOVED leaves ioredis' promise unsettled: 'moved' closes the link, which ends the wait.
+              const subscribing = link.redis.ssubscribe(...topics.map((t) => channelOf(this.prefix, t)))
+              subscribing.catch(() => {})
+              await timeout(Promise.race([subscribing, link.closed]), 2000, `SSUBSCRIBE on ${owner}`)
             } finally {
               for (const topic of topics) link.pending.delete(topic)
             }
@@ -264,14 +269,26 @@ export class ShardedChannels implements TopicChannels {
       // This class reconnects (to whichever node then serves the slots), not ioredis.
       retryStrategy: () => null,
     })
-    const link: Link = { key, redis, topics: new Set(), pending: new Set(), ready: redis.connect() }
+    let closed: (error: Error) => void = () => {}
+    const link: Link = {
+      key,
+      redis,
+      topics: new Set(),
+      pending: new Set(),
+      ready: redis.connect(),
+      closed: new Promise<never>((_, reject) => (closed = reject)),
+    }
     link.ready.catch(() => this.drop(link))
+    link.closed.catch(() => {})
     this.links.set(key, link)
     redis.on('smessage', (channel: string, text: string) => {
       const topic = topicOfChannel(this.prefix, channel)
       if (topic !== undefined && (link.topics.has(topic) || link.pending.has(topic))) this.events.message(topic, text)
     })
-    redis.on('close', () => this.drop(link))
+    redis.on('close', () => {
+      closed(new Error(`connection to ${key} closed`))
+      this.drop(link)
+    })
     redis.on('error', (error: Error) => {
       // A `sunsubscribe` pushed by Redis (its slot left the node) that ioredis did not expect.
       if (error.message.includes('Command queue state error')) redis.disconnect()
