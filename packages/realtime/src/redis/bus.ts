@@ -21,7 +21,7 @@ import { historyResult, parseChannelMessage, streamIdOf, type HistoryReply } fro
 import { ackChannel, assertPrefix, metaKey, probeChannel, streamKey } from './keys.js'
 import type { RedisBusOptions } from './options.js'
 import { HISTORY_SCRIPT, PUBLISH_SCRIPT, publishArguments } from './scripts.js'
-import { keySlot } from './slots.js'
+import { groupBySlot } from './slots.js'
 
 export type { RedisBusOptions } from './options.js'
 export type { RedisBusClusterOptions } from './cluster.js'
@@ -48,28 +48,6 @@ type SubscriptionListener = (topic: string) => void
 
 function randomEpoch(): string {
   return randomBytes(6).toString('base64url') + Date.now().toString(36)
-}
-
-/** The positions of topics `indices` of one publish, in the order of the call. */
-interface SlotGroup {
-  indices: number[]
-  topics: string[]
-}
-
-/** Groups the topics of one publish by Cluster slot, each group in the order given. */
-function groupBySlot(prefix: string, topics: readonly string[]): SlotGroup[] {
-  const groups = new Map<number, SlotGroup>()
-  topics.forEach((topic, index) => {
-    const slot = keySlot(streamKey(prefix, topic))
-    const group = groups.get(slot)
-    if (group) {
-      group.indices.push(index)
-      group.topics.push(topic)
-    } else {
-      groups.set(slot, { indices: [index], topics: [topic] })
-    }
-  })
-  return [...groups.values()]
 }
 
 /**
@@ -300,7 +278,7 @@ export class RedisBus implements Bus {
       for (let i = 0; i < topics.length; i++) positions.push({ epoch: flat[2 * i] as string, offset: flat[2 * i + 1] as string })
       return positions
     }
-    const groups = groupBySlot(this.prefix, topics)
+    const groups = groupBySlot(topics, (topic) => streamKey(this.prefix, topic))
     const replies = await Promise.all(groups.map((group) => this.runPublish(what, group.topics, data, options?.id)))
     this.published += topics.length
     const positions = new Array<Position>(topics.length)

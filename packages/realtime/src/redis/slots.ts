@@ -36,3 +36,25 @@ export function keySlot(key: string): number {
   }
   return crc16(encoder.encode(key)) % SLOTS
 }
+
+/** Topics of one publish that share a slot: their places in the call, and themselves, in order. */
+export interface SlotGroup {
+  indices: number[]
+  topics: string[]
+}
+
+/** Groups the topics of one publish by the slot of their keys (`keyOf`), each group in the order given. */
+export function groupBySlot(topics: readonly string[], keyOf: (topic: string) => string): SlotGroup[] {
+  const groups = new Map<number, SlotGroup>()
+  topics.forEach((topic, index) => {
+    const slot = keySlot(keyOf(topic))
+    const group = groups.get(slot)
+    if (group) {
+      group.indices.push(index)
+      group.topics.push(topic)
+    } else {
+      groups.set(slot, { indices: [index], topics: [topic] })
+    }
+  })
+  return [...groups.values()]
+}
