@@ -132,7 +132,10 @@ export class OwnRedisCluster {
     return replica.port
   }
 
-  /** Waits until every running node reports `cluster_state:ok` and agrees on 3 primaries with slots. */
+  /**
+   * Waits until every running node reports `cluster_state:ok`, there are 3 running primaries with
+   * slots, and every running replica is in sync with its primary.
+   */
   async waitUntilOk(timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
@@ -143,8 +146,15 @@ export class OwnRedisCluster {
         if (!info.includes('cluster_state:ok')) ok = false
       }
       if (ok) {
-        const primaries = await this.primaries().catch(() => [])
-        if (primaries.length === this.servers.length / 2 && primaries.every((p) => this.server(p.port).running)) return
+        const nodes = await this.topology().catch(() => [])
+        const primaries = nodes.filter((n) => n.role === 'master' && !n.failed && n.slots.length > 0)
+        let synced = true
+        // Every replica has finished its sync with its primary: a failover then loses nothing.
+        for (const replica of nodes.filter((n) => n.role === 'slave' && this.server(n.port).running)) {
+          const info = String(await this.command(replica.port, 'INFO', 'replication').catch(() => ''))
+          if (!info.includes('master_link_status:up') || info.includes('master_sync_in_progress:1')) synced = false
+        }
+        if (synced && primaries.length === this.servers.length / 2 && primaries.every((p) => this.server(p.port).running)) return
       }
       if (Date.now() > deadline) throw new Error(`cluster not ok within ${timeoutMs} ms`)
       await sleep(100)
