@@ -16,10 +16,11 @@ import type { Position } from '../topics.js'
 import { SingleChannels, type ChannelEvents, type TopicChannels } from './channels.js'
 import { ShardedChannels, createClusterConnection } from './cluster.js'
 import { Deadlines, PairStatus, REDIS_BUS_CONNECTION_OPTIONS, quit, type CommandConnection } from './connection.js'
-import { DEFAULT_MAX_WINDOW, DEFAULT_TARGET_LAG_MS, PublishFlow, type FlowControlState } from './flow.js'
+import type { FlowControlState, PublishFlow } from './flow.js'
 import { historyResult, parseChannelMessage, streamIdOf, type HistoryReply } from './history.js'
-import { ackChannel, assertPrefix, metaKey, probeChannel, streamKey } from './keys.js'
+import { assertPrefix, metaKey, streamKey } from './keys.js'
 import type { RedisBusOptions } from './options.js'
+import { ProbeChannels } from './probes.js'
 import { HISTORY_SCRIPT, PUBLISH_SCRIPT, publishArguments } from './scripts.js'
 import { groupBySlot } from './slots.js'
 
@@ -82,19 +83,10 @@ export class RedisBus implements Bus {
   private published = 0
   private received = 0
   private closed = false
-  /** Set once the subscriber connection was lost: the next 'ready' must subscribe the probe channel again. */
-  private subLost = false
   private readonly detach: () => void
-  /** This bus's id: where other instances send their answers to its flow-control probes. */
-  private readonly id = randomBytes(9).toString('base64url')
+  /** Single Redis: the flow-control channels, and the flow control of this bus's publishes. */
+  private readonly probes: ProbeChannels | undefined
   private readonly flow: PublishFlow | undefined
-  /** The flow-control probe channel and this bus's answers channel (classic pub/sub, single Redis). */
-  private readonly probe: string
-  private readonly acks: string
-  /** Whether the flow-control answers channel is (being) subscribed. */
-  private ackSubscribed = false
-  /** Whether the probe channel is subscribed (this instance answers probes once it has a topic). */
-  private probeSubscribed = false
 
   constructor(options: RedisBusOptions = {}) {
     this.prefix = options.prefix ?? 'rt:'
@@ -130,8 +122,6 @@ export class RedisBus implements Bus {
       this.channelSet = new SingleChannels(this.sub, this.prefix, events)
       this.sharded = false
     }
-    this.probe = probeChannel(this.prefix)
-    this.acks = ackChannel(this.prefix, this.id)
     this.size = Math.max(0, Math.floor(options.history?.size ?? DEFAULT_HISTORY_SIZE))
     this.ttlMs = Math.max(1, Math.floor(options.history?.ttlMs ?? DEFAULT_HISTORY_TTL_MS))
     this.deadlines = new Deadlines(Math.max(1, options.publishTimeoutMs ?? 2000))
@@ -140,66 +130,26 @@ export class RedisBus implements Bus {
       ((error, message) => console.error(`[@app/realtime] bus listener for "${message.topic}" threw`, error))
     this.status = new PairStatus(this.pub, this.channelSet)
     const pub = this.pub
-    if (options.flowControl !== false && !this.sharded) {
-      this.flow = new PublishFlow(
-        {
-          targetLagMs: Math.max(1, options.flowControl?.targetLagMs ?? DEFAULT_TARGET_LAG_MS),
-          maxWindow: Math.max(4, Math.floor(options.flowControl?.maxWindow ?? DEFAULT_MAX_WINDOW)),
-          timeoutMs: this.deadlines.timeoutMs,
-        },
-        (seq) => pub.publish(this.probe, `${this.id} ${seq}`),
-      )
+    if (this.sub) {
+      const id = randomBytes(9).toString('base64url')
+      this.probes = new ProbeChannels(pub, this.sub, this.prefix, id, this.deadlines, options.flowControl, () => this.topics.size > 0)
+      this.flow = this.probes.flow
     }
-
     const onChange = () => this.status.update()
     // Without an 'error' listener ioredis logs every failed reconnect attempt as unhandled.
     const onError = () => {}
     pub.on('ready', onChange)
     pub.on('close', onChange)
     pub.on('error', onError)
+    this.sub?.on('error', onError)
     // The number of keys comes first in each call: one pair per topic.
     pub.defineCommand('realtimeBusPublish', { lua: PUBLISH_SCRIPT })
     pub.defineCommand('realtimeBusHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT })
-    const sub = this.sub
-    if (!sub) {
-      this.detach = () => {
-        pub.off('ready', onChange)
-        pub.off('close', onChange)
-        pub.off('error', onError)
-      }
-      return
-    }
-    const onMessage = (channel: string, text: string) => this.receiveClassic(channel, text)
-    const onSubReady = () => {
-      if (this.subLost) {
-        this.subLost = false
-        if (this.topics.size > 0) this.subscribeProbe()
-        if (this.ackSubscribed) {
-          this.ackSubscribed = false
-          this.armFlow()
-        }
-      }
-      this.status.update()
-    }
-    const onSubDown = () => {
-      this.subLost = true
-      this.probeSubscribed = false
-      // No answers can come: publishes no longer wait for them.
-      this.flow?.setArmed(false)
-      this.status.update()
-    }
-    sub.on('message', onMessage)
-    sub.on('ready', onSubReady)
-    sub.on('close', onSubDown)
-    sub.on('error', onError)
     this.detach = () => {
-      sub.off('message', onMessage)
-      sub.off('ready', onSubReady)
-      sub.off('close', onSubDown)
-      sub.off('error', onError)
       pub.off('ready', onChange)
       pub.off('close', onChange)
       pub.off('error', onError)
+      this.sub?.off('error', onError)
     }
   }
 
@@ -260,7 +210,7 @@ export class RedisBus implements Bus {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
     if (topics.length === 0) return []
     if (this.flow) {
-      if (!this.ackSubscribed) this.armFlow()
+      this.probes?.armFlow()
       const wait = this.flow.admit()
       if (wait) {
         await wait
@@ -369,52 +319,17 @@ export class RedisBus implements Bus {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    const classic: string[] = []
-    if (this.probeSubscribed) classic.push(this.probe)
-    if (this.ackSubscribed) classic.push(this.acks)
     this.topics.clear()
     this.status.stop()
     this.gapListeners.clear()
     this.detach()
     this.deadlines.abortAll(new RealtimeError('CLOSED', 'the bus was closed'))
-    this.flow?.abort(new RealtimeError('CLOSED', 'the bus was closed'))
+    const probes = this.probes?.close(!this.ownsConnections)
     if (this.ownsConnections) {
-      await Promise.all([this.sharded ? this.channelSet.close() : undefined, quit(this.pub), this.sub ? quit(this.sub) : undefined])
+      await Promise.all([probes, this.sharded ? this.channelSet.close() : undefined, quit(this.pub), this.sub ? quit(this.sub) : undefined])
     } else {
-      await this.channelSet.close()
-      if (classic.length > 0 && this.sub?.status === 'ready') await this.sub.unsubscribe(...classic).catch(() => {})
+      await Promise.all([probes, this.channelSet.close()])
     }
-  }
-
-  /** Subscribes the answers channel; flow control is armed once it is in place. */
-  private armFlow(): void {
-    const sub = this.sub
-    if (this.ackSubscribed || this.closed || !this.flow || !sub) return
-    this.ackSubscribed = true
-    this.deadlines.run('subscription to flow-control answers', sub, () => sub.subscribe(this.acks)).then(
-      () => {
-        if (!this.closed && this.ackSubscribed && sub.status === 'ready') this.flow?.setArmed(true)
-      },
-      () => {
-        // Try again with the next publish.
-        this.ackSubscribed = false
-      },
-    )
-  }
-
-  /**
-   * Subscribes the probe channel (single Redis), on which this instance answers other instances'
-   * flow-control probes once it has a topic: on the subscriber connection of its topics, so that a
-   * probe is read after every message published before it.
-   */
-  private async subscribeProbe(): Promise<void> {
-    const sub = this.sub
-    if (!sub || this.probeSubscribed || this.closed) return
-    this.probeSubscribed = true
-    await this.deadlines.run('subscription to flow-control probes', sub, () => sub.subscribe(this.probe)).catch(() => {
-      // Down: the next 'ready' subscribes it again.
-      this.probeSubscribed = false
-    })
   }
 
   /** Brings the channel's Redis subscription in line with whether the topic has listeners. */
@@ -436,7 +351,7 @@ export class RedisBus implements Bus {
         throw error
       }
       state.subscribed = true
-      await this.subscribeProbe()
+      await this.probes?.subscribeProbe()
       if (!state.last && !state.base) {
         state.base = await this.readHistory(topic).then(
           (result) => result.position,
@@ -451,18 +366,6 @@ export class RedisBus implements Bus {
 
   private dropIfIdle(topic: string, state: TopicSubscription): void {
     if (state.listeners.size === 0 && !state.subscribed && this.topics.get(topic) === state) this.topics.delete(topic)
-  }
-
-  /** A message on a flow-control channel (single Redis). */
-  private receiveClassic(channel: string, text: string): void {
-    const space = text.indexOf(' ')
-    if (space <= 0) return
-    if (channel === this.probe) {
-      // Every message published before the probe has been handed to the listeners: answer it.
-      this.pub.publish(ackChannel(this.prefix, text.slice(0, space)), `${text.slice(space + 1)} ${this.id}`).catch(() => {})
-    } else if (channel === this.acks) {
-      this.flow?.ack(Number(text.slice(0, space)), text.slice(space + 1))
-    }
   }
 
   private receive(topic: string, text: string): void {
