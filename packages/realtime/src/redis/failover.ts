@@ -61,7 +61,7 @@ end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'e', ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('PUBLISH', ARGV[4], '!\\n' .. ARGV[1] .. '\\n' .. ARGV[3])
+redis.call('SPUBLISH', ARGV[4], '!\\n' .. ARGV[1] .. '\\n' .. ARGV[3])
 return 1
 `
 

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import type { BusMessage, HistoryOptions } from '../bus/types.js'
 import type { FailoverCheckOptions } from './failover.js'
+import type { RedisBusClusterOptions } from './cluster.js'
 import type { FlowControlOptions } from './flow.js'
 import type { ReplicaAckOptions } from './replicas.js'
 import type { RedisSentinelOptions } from './sentinel.js'
@@ -20,6 +21,12 @@ export interface RedisBusOptions {
    * the old one confirmed (`failoverCheck`). Ignored when `redis` is given.
    */
   sentinel?: RedisSentinelOptions
+  /**
+   * A Redis Cluster instead of one Redis (`url`/`redis` are then not allowed): the bus opens an
+   * ioredis `Cluster` for its scripts and one sharded subscriber connection per primary, and closes
+   * them in `close()`. Flow control is not available on a Cluster (see the docs).
+   */
+  cluster?: RedisBusClusterOptions
   /** Prefix of every key and channel the bus uses. Default `'rt:'`. */
   prefix?: string
   history?: HistoryOptions
@@ -31,7 +38,7 @@ export interface RedisBusOptions {
    * Publisher backpressure: `publish` waits while the instances receiving this bus's messages are
    * further behind than `targetLagMs` (see the docs). `false` turns it off: publishes then only
    * wait for Redis, and a publisher faster than delivery queues in Redis and in the receivers.
-   * Default: on, `{ targetLagMs: 100 }`.
+   * Default: on, `{ targetLagMs: 100 }`; off (and not allowed) with `cluster`.
    */
   flowControl?: FlowControlOptions | false
   /**
