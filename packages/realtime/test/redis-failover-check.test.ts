@@ -20,8 +20,9 @@ describe('FENCE_SCRIPT', () => {
   const notices: string[] = []
 
   beforeAll(async () => {
-    await sub.psubscribe(`${prefix}c:*`)
-    sub.on('pmessage', (_pattern, _channel, text) => notices.push(text))
+    // The notice goes out on the topic's sharded channel, as its messages do.
+    await sub.ssubscribe(channelOf(prefix, 'lost'))
+    sub.on('smessage', (_channel, text) => notices.push(text))
   })
   afterAll(async () => {
     await deleteKeys(REDIS_URL, prefix)
