@@ -6,7 +6,7 @@ import http from 'node:http'
 import { setImmediate as turn } from 'node:timers/promises'
 import { nowUs, openFilesLimit, serve, sleep } from './ipc.js'
 import { touchYoungGeneration } from './young-generation.js'
-import { kindOf, type ContenderName, type ContenderOptions, type ContenderServer } from './contenders/types.js'
+import { clusterNodesFromEnv, kindOf, type ContenderName, type ContenderOptions, type ContenderServer } from './contenders/types.js'
 
 const [contender, bus = 'memory', flags = ''] = process.argv.slice(2) as [ContenderName, 'memory' | 'redis', string]
 
@@ -34,6 +34,7 @@ const server = await start({
   http: httpServer,
   bus,
   redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+  redisCluster: clusterNodesFromEnv(),
   prefix: process.env.BENCH_PREFIX ?? 'bench:',
   recovery: flags.includes('recovery'),
   fromDist: flags.includes('dist'),

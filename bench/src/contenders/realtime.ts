@@ -31,7 +31,7 @@ export async function createRealtime(o: ContenderOptions): Promise<ContenderServ
   let bus: any
   if (o.bus === 'redis') {
     const { RedisBus } = await load('redis', o.fromDist)
-    bus = new RedisBus({ url: o.redisUrl, prefix: o.prefix })
+    bus = o.redisCluster ? new RedisBus({ cluster: { nodes: o.redisCluster }, prefix: o.prefix }) : new RedisBus({ url: o.redisUrl, prefix: o.prefix })
   }
   const rt = createRealtimeServer({
     server: o.http,

@@ -23,6 +23,11 @@ export interface ContenderOptions {
   /** 'memory' in one process, 'redis' for the cross-instance scenario. */
   bus: 'memory' | 'redis'
   redisUrl: string
+  /**
+   * Seed nodes of a Redis Cluster (`BENCH_REDIS_CLUSTER=host:port,…`): with it, bus 'redis' runs
+   * on the cluster (RedisBus `cluster`, Socket.IO's sharded adapter) instead of `redisUrl`.
+   */
+  redisCluster?: { host: string; port: number }[]
   /** Key and channel prefix of this run on the shared Redis (never flushed, only its keys removed). */
   prefix: string
   /** Socket.IO: enable connection state recovery (the recovery scenario only). */
@@ -41,4 +46,14 @@ export interface ContenderServer {
   multiTopicPath: string
   connections(): number
   close(): Promise<void>
+}
+
+/** The Redis Cluster seed nodes of `BENCH_REDIS_CLUSTER` (`host:port,host:port`), if set. */
+export function clusterNodesFromEnv(): { host: string; port: number }[] | undefined {
+  const list = process.env.BENCH_REDIS_CLUSTER
+  if (!list) return undefined
+  return list.split(',').map((node) => {
+    const colon = node.lastIndexOf(':')
+    return { host: node.slice(0, colon), port: Number(node.slice(colon + 1)) }
+  })
 }

@@ -71,7 +71,7 @@ describe('RedisBus', () => {
       expect(pub.status).toBe('ready')
       expect(await pub.ping()).toBe('PONG')
       // The bus took its channels back from the shared subscriber connection.
-      await waitFor(async () => (await pub.pubsub('NUMSUB', `${testPrefix}c:supplied`))[1] === 0, 10_000, 'no channel left')
+      await waitFor(async () => (await pub.pubsub('SHARDNUMSUB', `${testPrefix}{supplied}:c`))[1] === 0, 10_000, 'no channel left')
     })
 
     it('refuses one connection for both roles', () => {

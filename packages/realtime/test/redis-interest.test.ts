@@ -32,10 +32,10 @@ describe('RedisBus interest following', () => {
     await redis.quit()
   })
 
-  const subscribers = async (channel: string) => ((await redis.pubsub('NUMSUB', channel)) as [string, number])[1]
+  const subscribers = async (channel: string) => ((await redis.pubsub('SHARDNUMSUB', channel)) as [string, number])[1]
 
   it('subscribes a topic channel once per instance while it has local interest, and never otherwise', async () => {
-    const channel = `${prefix}c:watched`
+    const channel = `${prefix}{watched}:c`
     expect(await subscribers(channel)).toBe(0)
 
     // Two clients on A: one Redis subscription for A.

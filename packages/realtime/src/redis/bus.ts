@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { Redis } from 'ioredis'
+import { Redis, type Cluster } from 'ioredis'
 import { catchUp, isRepeat } from '../bus/catchup.js'
 import {
   DEFAULT_HISTORY_SIZE,
@@ -14,52 +14,71 @@ import {
 } from '../bus/types.js'
 import { RealtimeError } from '../errors.js'
 import type { Position } from '../topics.js'
-import { Deadlines, PairStatus, REDIS_BUS_CONNECTION_OPTIONS, quit } from './connection.js'
-import { DEFAULT_MAX_WINDOW, DEFAULT_TARGET_LAG_MS, PublishFlow, type FlowControlState } from './flow.js'
+import { SingleChannels, type ChannelEvents, type TopicChannels } from './channels.js'
+import { ShardedChannels, createClusterConnection } from './cluster.js'
+import { Deadlines, PairStatus, REDIS_BUS_CONNECTION_OPTIONS, quit, type CommandConnection } from './connection.js'
+import { FailoverCheck, parseFenceNotice, type GapReason } from './failover.js'
+import type { FlowControlState, PublishFlow } from './flow.js'
 import { historyResult, parseChannelMessage, streamIdOf, type HistoryReply } from './history.js'
-import { ackChannel, channelOf, metaKey, probeChannel, streamKey } from './keys.js'
+import { assertPrefix, metaKey, streamKey } from './keys.js'
 import type { RedisBusOptions } from './options.js'
 import { DEFAULT_PRESENCE_TTL_MS, RedisPresence } from './presence.js'
+import { ProbeChannels } from './probes.js'
+import { ReplicaAck } from './replicas.js'
 import { HISTORY_SCRIPT, PUBLISH_SCRIPT, publishArguments } from './scripts.js'
+import { sentinelConnectionOptions, usesSentinel } from './sentinel.js'
+import { groupBySlot } from './slots.js'
 import { defineStateCommands, readRetained, retain } from './state.js'
 
 export type { RedisBusOptions } from './options.js'
+export type { RedisBusClusterOptions } from './cluster.js'
 
 interface TopicSubscription {
   listeners: Set<BusListener>
   /** Whether the channel is subscribed in Redis (as far as the bus has asked). */
   subscribed: boolean
-  /** Serializes SUBSCRIBE/UNSUBSCRIBE of this topic's channel. */
+  /** Serializes SSUBSCRIBE/SUNSUBSCRIBE of this topic's channel. */
   queue: Promise<void>
   /** Position of the last message delivered, to fill the gap after a reconnect and drop repeats. */
   last?: Position
   /** The topic's position when its channel was subscribed: where a gap fill starts if nothing came since. */
   base?: Position
-  /** While set, live messages are held here until the gap after a reconnect is filled. */
+  /** While set, live messages are held here until the gap after a lost subscription is filled. */
   held?: BusMessage[]
-  /** Settles when the gap fill in progress is done. */
+  /** How many times the subscription was lost: a fill that sees it change keeps holding. */
+  losses: number
+  /** Settles when the gap fills in progress are done. */
   filling?: Promise<void>
+  /** The epoch the topic was moved to when its listeners were last told to resync (one resync per new epoch). */
+  toldEpoch?: string
 }
 
-type SubscriptionListener = (topic: string) => void
+type SubscriptionListener = (topic: string, reason: GapReason) => void
 
 function randomEpoch(): string {
   return randomBytes(6).toString('base64url') + Date.now().toString(36)
 }
 
 /**
- * A bus for many server instances sharing one Redis. Each publish is one Lua script that appends to
- * the topic's stream (approximately capped, expiring after the history age) and PUBLISHes the
- * message with its offset (the stream id). An instance SUBSCRIBEs a topic's channel only while it
- * has a local listener to it, so its Redis traffic follows its clients' interest.
+ * A bus for many server instances sharing one Redis or one Redis Cluster. Each publish is one Lua
+ * script that appends to the topic's stream (approximately capped, expiring after the history age)
+ * and SPUBLISHes the message with its offset (the stream id) on the topic's sharded channel. An
+ * instance SSUBSCRIBEs a topic's channel only while it has a local listener to it, so its Redis
+ * traffic follows its clients' interest; on a Cluster a topic's messages stay within its shard.
  *
  * While Redis is down, `publish` rejects with `BUS_UNAVAILABLE` after at most `publishTimeoutMs`;
- * when Redis returns, the bus re-subscribes its topics and fills from the streams any message its
- * listeners missed meanwhile. History lost with Redis shows up as a new epoch.
+ * when a subscription is lost (Redis restarted, a connection dropped, a slot moved or its primary
+ * failed over), the bus subscribes the topic again and fills from its stream any message its
+ * listeners missed meanwhile, or reports the gap (`onGap`). History lost with Redis shows up as a
+ * new epoch.
  */
 export class RedisBus implements Bus {
-  private readonly pub: Redis
-  private readonly sub: Redis
+  private readonly pub: CommandConnection
+  /** Single Redis only: the subscriber connection (topics, and the flow-control channels). */
+  private readonly sub: Redis | undefined
+  private readonly channelSet: TopicChannels
+  /** On a Cluster: a multi-topic publish runs one script per slot. */
+  private readonly sharded: boolean
   private readonly ownsConnections: boolean
   private readonly prefix: string
   private readonly size: number
@@ -72,39 +91,56 @@ export class RedisBus implements Bus {
   private published = 0
   private received = 0
   private closed = false
-  /** Set once the subscriber connection was lost: the next 'ready' must re-subscribe and fill gaps. */
-  private subLost = false
   private readonly detach: () => void
-  /** This bus's id: where other instances send their answers to its flow-control probes. */
-  private readonly id = randomBytes(9).toString('base64url')
+  /** Single Redis: the flow-control channels, and the flow control of this bus's publishes. */
+  private readonly probes: ProbeChannels | undefined
   private readonly flow: PublishFlow | undefined
-  /** The flow-control probe channel, this bus's answers channel, and what every topic channel starts with. */
-  private readonly probe: string
-  private readonly acks: string
-  private readonly channels: string
-  /** Whether the flow-control answers channel is (being) subscribed. */
-  private ackSubscribed = false
+  /** The check of a new primary after a failover (`failoverCheck`), when on. */
+  private readonly failover: FailoverCheck | undefined
+  /** The wait for replicas before a publish is confirmed (`replicaAck`), when on. */
+  private readonly replicaAck: ReplicaAck | undefined
   /** Presence, made when a server first asks for it (its own subscriber connection). */
   private presenceState: RedisPresence | undefined
   private readonly presenceTtlMs: number
 
   constructor(options: RedisBusOptions = {}) {
-    if (options.redis) {
-      this.pub = options.redis.pub
-      this.sub = options.redis.sub
-      this.ownsConnections = false
-    } else {
-      const url = options.url ?? 'redis://127.0.0.1:6379'
-      this.pub = new Redis(url, { ...REDIS_BUS_CONNECTION_OPTIONS, connectionName: 'realtime-bus-pub' })
-      // The bus re-subscribes by itself, then fills gaps: ioredis' own resubscribe would race it.
-      this.sub = new Redis(url, { ...REDIS_BUS_CONNECTION_OPTIONS, autoResubscribe: false, connectionName: 'realtime-bus-sub' })
-      this.ownsConnections = true
-    }
-    if (this.pub === this.sub) throw new TypeError('RedisBus needs two distinct connections: pub and sub')
     this.prefix = options.prefix ?? 'rt:'
-    this.probe = probeChannel(this.prefix)
-    this.acks = ackChannel(this.prefix, this.id)
-    this.channels = channelOf(this.prefix, '')
+    const events: ChannelEvents = {
+      message: (topic, text) => this.receive(topic, text),
+      lost: (topics) => this.lost(topics),
+      restored: (topics) => this.restored(topics),
+      changed: () => this.status?.update(),
+    }
+    if (options.cluster) {
+      if (options.redis || options.url) throw new TypeError('RedisBus takes one of `url`, `redis` and `cluster`')
+      if (options.flowControl) throw new TypeError('RedisBus flow control is not available on a Redis Cluster: leave `flowControl` out')
+      assertPrefix(this.prefix)
+      const cluster = createClusterConnection(options.cluster)
+      this.pub = cluster
+      this.sub = undefined
+      this.channelSet = new ShardedChannels(cluster, this.prefix, events, options.cluster.options?.redisOptions, options.cluster.checkMs)
+      this.sharded = true
+      this.ownsConnections = true
+    } else {
+      if (options.redis) {
+        this.pub = options.redis.pub
+        this.sub = options.redis.sub
+        this.ownsConnections = false
+      } else if (options.sentinel) {
+        this.pub = new Redis(sentinelConnectionOptions(options.sentinel, 'realtime-bus-pub'))
+        this.sub = new Redis({ ...sentinelConnectionOptions(options.sentinel, 'realtime-bus-sub'), autoResubscribe: false })
+        this.ownsConnections = true
+      } else {
+        const url = options.url ?? 'redis://127.0.0.1:6379'
+        this.pub = new Redis(url, { ...REDIS_BUS_CONNECTION_OPTIONS, connectionName: 'realtime-bus-pub' })
+        // The bus re-subscribes by itself, then fills gaps: ioredis' own resubscribe would race it.
+        this.sub = new Redis(url, { ...REDIS_BUS_CONNECTION_OPTIONS, autoResubscribe: false, connectionName: 'realtime-bus-sub' })
+        this.ownsConnections = true
+      }
+      if (this.pub === this.sub) throw new TypeError('RedisBus needs two distinct connections: pub and sub')
+      this.channelSet = new SingleChannels(this.sub, this.prefix, events)
+      this.sharded = false
+    }
     this.size = Math.max(0, Math.floor(options.history?.size ?? DEFAULT_HISTORY_SIZE))
     this.ttlMs = Math.max(1, Math.floor(options.history?.ttlMs ?? DEFAULT_HISTORY_TTL_MS))
     this.deadlines = new Deadlines(Math.max(1, options.publishTimeoutMs ?? 2000))
@@ -112,58 +148,46 @@ export class RedisBus implements Bus {
     this.onListenerError =
       options.onListenerError ??
       ((error, message) => console.error(`[@app/realtime] bus listener for "${message.topic}" threw`, error))
-    this.status = new PairStatus(this.pub, this.sub)
-    if (options.flowControl !== false) {
-      this.flow = new PublishFlow(
-        {
-          targetLagMs: Math.max(1, options.flowControl?.targetLagMs ?? DEFAULT_TARGET_LAG_MS),
-          maxWindow: Math.max(4, Math.floor(options.flowControl?.maxWindow ?? DEFAULT_MAX_WINDOW)),
-          timeoutMs: this.deadlines.timeoutMs,
-        },
-        (seq) => this.pub.publish(this.probe, `${this.id} ${seq}`),
-      )
+    this.status = new PairStatus(this.pub, this.channelSet)
+    const pub = this.pub
+    if (this.sub) {
+      const id = randomBytes(9).toString('base64url')
+      this.probes = new ProbeChannels(pub, this.sub, this.prefix, id, this.deadlines, options.flowControl, () => this.topics.size > 0)
+      this.flow = this.probes.flow
     }
-
-    const onMessage = (channel: string, text: string) => this.receive(channel, text)
+    // The failover check is for Sentinel: a single Redis or a Cluster does not fail over to a primary that lost writes unseen.
+    const sentinel = options.sentinel !== undefined || (this.sub !== undefined && usesSentinel((pub as Redis).options))
+    this.failover = this.sharded
+      ? undefined
+      : FailoverCheck.of(options.failoverCheck ?? sentinel, pub as Redis, {
+          prefix: this.prefix,
+          ttlMs: this.ttlMs,
+          freshEpoch: randomEpoch,
+          delivered: () => this.deliveredPositions(),
+          onFenced: (topic, epoch) => this.fenced(topic, epoch),
+        })
+    this.replicaAck = this.sharded ? undefined : ReplicaAck.of(options.replicaAck, pub as Redis, this.deadlines.timeoutMs)
     const onChange = () => this.status.update()
-    const onSubReady = () => {
-      if (this.subLost) {
-        this.subLost = false
-        void this.resubscribeAll()
-        if (this.ackSubscribed) {
-          this.ackSubscribed = false
-          this.armFlow()
-        }
-      }
-      this.status.update()
-    }
-    const onSubDown = () => {
-      this.subLost = true
-      // No answers can come: publishes no longer wait for them.
-      this.flow?.setArmed(false)
+    // First: a publish waiting for this 'ready' must see the check it starts.
+    const onPubReady = () => {
+      this.failover?.onReady()
       this.status.update()
     }
     // Without an 'error' listener ioredis logs every failed reconnect attempt as unhandled.
     const onError = () => {}
-    this.sub.on('message', onMessage)
-    this.sub.on('ready', onSubReady)
-    this.sub.on('close', onSubDown)
-    this.sub.on('error', onError)
-    this.pub.on('ready', onChange)
-    this.pub.on('close', onChange)
-    this.pub.on('error', onError)
+    pub.on('ready', onPubReady)
+    pub.on('close', onChange)
+    pub.on('error', onError)
+    this.sub?.on('error', onError)
     // The number of keys comes first in each call: one pair per topic.
-    this.pub.defineCommand('realtimeBusPublish', { lua: PUBLISH_SCRIPT })
-    this.pub.defineCommand('realtimeBusHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT })
-    defineStateCommands(this.pub)
+    pub.defineCommand('realtimeBusPublish', { lua: PUBLISH_SCRIPT })
+    pub.defineCommand('realtimeBusHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT })
+    defineStateCommands(pub)
     this.detach = () => {
-      this.sub.off('message', onMessage)
-      this.sub.off('ready', onSubReady)
-      this.sub.off('close', onSubDown)
-      this.sub.off('error', onError)
-      this.pub.off('ready', onChange)
-      this.pub.off('close', onChange)
-      this.pub.off('error', onError)
+      pub.off('ready', onPubReady)
+      pub.off('close', onChange)
+      pub.off('error', onError)
+      this.sub?.off('error', onError)
     }
   }
 
@@ -179,9 +203,11 @@ export class RedisBus implements Bus {
 
   /**
    * Learns of topics whose listeners missed messages that the history no longer holds (the
-   * subscriber connection was down longer than the history reaches). Their subscribers must resync.
+   * subscriber connection was down longer than the history reaches: `'history'`; the history was
+   * lost: `'epoch'`; a failover lost messages the old primary had confirmed: `'failover'`; see
+   * `GapReason`). Their subscribers must resync.
    */
-  onGap(listener: (topic: string) => void): () => void {
+  onGap(listener: (topic: string, reason: GapReason) => void): () => void {
     this.gapListeners.add(listener)
     return () => this.gapListeners.delete(listener)
   }
@@ -201,6 +227,14 @@ export class RedisBus implements Bus {
     return [...this.topics].filter(([, t]) => t.subscribed).map(([topic]) => topic)
   }
 
+  /**
+   * Primaries this bus moved to and checked (`failovers`), and topics whose epoch its checks
+   * replaced because the new primary lacked a position (`fenced`); `undefined` when the check is off.
+   */
+  get failoverChecks(): { failovers: number; fenced: number } | undefined {
+    return this.failover && { failovers: this.failover.failovers, fenced: this.failover.fenced }
+  }
+
   /** The state of the publisher flow control (`undefined` when it is off). */
   get flowControl(): FlowControlState | undefined {
     return this.flow?.state()
@@ -211,7 +245,7 @@ export class RedisBus implements Bus {
     this.presenceState ??= new RedisPresence(
       this.pub,
       this.prefix,
-      this.id,
+      randomBytes(9).toString('base64url'),
       this.presenceTtlMs,
       (what, call) => this.deadlines.run(what, this.pub, call),
       () => {},
@@ -222,12 +256,12 @@ export class RedisBus implements Bus {
   /** Keeps a state topic's message as its state (unless a later one is kept): no expiry. */
   async retain(message: BusMessage): Promise<void> {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
-    await this.deadlines.run(`state of "${message.topic}"`, this.pub, () => retain(this.pub, this.prefix, message))
+    await this.deadlines.run(`state of "${message.topic}"`, this.pub, () => retain(this.pub, this.prefix, message), this.failoverGate)
   }
 
   async retained(topic: string): Promise<BusMessage | undefined> {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
-    return this.deadlines.run(`state of "${topic}"`, this.pub, () => readRetained(this.pub, this.prefix, topic))
+    return this.deadlines.run(`state of "${topic}"`, this.pub, () => readRetained(this.pub, this.prefix, topic), this.failoverGate)
   }
 
   async publish(topic: string, data: string, options?: PublishOptions): Promise<Position> {
@@ -238,39 +272,72 @@ export class RedisBus implements Bus {
   /**
    * One payload to several topics: one script call (one round trip) appends it to each topic's
    * stream and publishes it on each topic's channel, in the order given. Each topic keeps its own
-   * order and positions. Counts as one publish for flow control. Its keys span several hash slots,
-   * so it needs a single Redis (not a Cluster). With `options.id` (an idempotency key), a repeat
-   * within the history age publishes nothing and resolves with the first one's positions.
+   * order and positions. Counts as one publish for flow control. On a Cluster the topics are grouped
+   * by slot, one script per group (sent together): each group is atomic, the whole is not. With
+   * `options.id` (an idempotency key), a repeat within the history age publishes nothing and
+   * resolves with the first one's positions (on a Cluster, per slot group: a retry after a partial
+   * failure publishes only the groups that did not run).
    */
   async publishMany(topics: readonly string[], data: string, options?: PublishOptions): Promise<Position[]> {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
     if (topics.length === 0) return []
     if (this.flow) {
-      if (!this.ackSubscribed) this.armFlow()
+      this.probes?.armFlow()
       const wait = this.flow.admit()
       if (wait) {
         await wait
         if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
       }
     }
-    // One more than the history size: recovery needs the client's last message still present.
-    const args = publishArguments(this.prefix, topics, data, this.size + 1, this.ttlMs, randomEpoch, options?.id)
     const what = topics.length === 1 ? `"${topics[0]}"` : JSON.stringify(topics.slice(0, 10))
-    const reply = this.deadlines.run(`publish to ${what}`, this.pub, () => (this.pub as RedisWithScripts).realtimeBusPublish(...args))
-    // Counted as started now, so that a probe sent next goes out after this publish.
-    this.flow?.started()
-    const flat = (await reply) as string[]
+    if (!this.sharded || topics.length === 1) {
+      const reply = this.runPublish(what, topics, data, options?.id)
+      // Counted as started now, so that a probe sent next goes out after this publish.
+      this.flow?.started()
+      const flat = await reply
+      this.published += topics.length
+      const positions: Position[] = []
+      for (let i = 0; i < topics.length; i++) positions.push({ epoch: flat[2 * i] as string, offset: flat[2 * i + 1] as string })
+      if (this.failover) for (let i = 0; i < topics.length; i++) this.failover.record(topics[i] as string, positions[i] as Position)
+      return positions
+    }
+    const groups = groupBySlot(topics, (topic) => streamKey(this.prefix, topic))
+    const replies = await Promise.all(groups.map((group) => this.runPublish(what, group.topics, data, options?.id)))
     this.published += topics.length
-    const positions: Position[] = []
-    for (let i = 0; i < topics.length; i++) positions.push({ epoch: flat[2 * i] as string, offset: flat[2 * i + 1] as string })
+    const positions = new Array<Position>(topics.length)
+    groups.forEach((group, g) => {
+      const flat = replies[g] as string[]
+      group.indices.forEach((index, i) => {
+        positions[index] = { epoch: flat[2 * i] as string, offset: flat[2 * i + 1] as string }
+      })
+    })
     return positions
+  }
+
+  /** One run of the publish script for topics of one slot (any topics on a single Redis). */
+  private runPublish(what: string, topics: readonly string[], data: string, id: string | undefined): Promise<string[]> {
+    // On a Cluster ioredis re-sends a command after a failover or redirection by itself, possibly
+    // after the caller was told it failed: the script then refuses to run (see PUBLISH_SCRIPT).
+    const notAfter = this.sharded ? Date.now() + this.deadlines.timeoutMs : 0
+    // One more than the history size: recovery needs the client's last message still present.
+    const args = publishArguments(this.prefix, topics, data, this.size + 1, this.ttlMs, randomEpoch, id, notAfter)
+    return this.deadlines.run(
+      `publish to ${what}`,
+      this.pub,
+      () => {
+        const published = (this.pub as WithScripts).realtimeBusPublish(...args)
+        // Sent after the script on the same connection, so it covers it.
+        return this.replicaAck ? Promise.all([published, this.replicaAck.confirmed()]).then(([flat]) => flat) : published
+      },
+      this.failoverGate,
+    ) as Promise<string[]>
   }
 
   async subscribe(topic: string, listener: BusListener): Promise<void> {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
     let state = this.topics.get(topic)
     if (!state) {
-      state = { listeners: new Set(), subscribed: false, queue: Promise.resolve() }
+      state = { listeners: new Set(), subscribed: false, queue: Promise.resolve(), losses: 0 }
       this.topics.set(topic, state)
     }
     state.listeners.add(listener)
@@ -310,7 +377,7 @@ export class RedisBus implements Bus {
   private async caughtUp(topic: string): Promise<void> {
     const state = this.topics.get(topic)
     if (!state || !state.subscribed) return
-    await this.deadlines.run(`delivery check of "${topic}"`, this.sub, () => this.sub.ping()).catch(() => {
+    await this.deadlines.run(`delivery check of "${topic}"`, undefined, () => this.channelSet.flush(topic)).catch(() => {
       // Down: a gap fill follows the reconnect, and the caller's merge drops what it already has.
     })
     // A gap fill in progress holds live messages back; they count as delivered once it is done.
@@ -319,14 +386,18 @@ export class RedisBus implements Bus {
 
   private async readHistory(topic: string, since?: Position): Promise<HistoryResult> {
     if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
-    const reply = (await this.deadlines.run(`history of "${topic}"`, this.pub, () =>
-      (this.pub as RedisWithScripts).realtimeBusHistory(
-        streamKey(this.prefix, topic),
-        metaKey(this.prefix, topic),
-        streamIdOf(since),
-        randomEpoch(),
-        String(this.ttlMs),
-      ),
+    const reply = (await this.deadlines.run(
+      `history of "${topic}"`,
+      this.pub,
+      () =>
+        (this.pub as WithScripts).realtimeBusHistory(
+          streamKey(this.prefix, topic),
+          metaKey(this.prefix, topic),
+          streamIdOf(since),
+          randomEpoch(),
+          String(this.ttlMs),
+        ),
+      this.failoverGate,
     )) as HistoryReply
     return historyResult(topic, since, reply, this.ttlMs)
   }
@@ -334,9 +405,6 @@ export class RedisBus implements Bus {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    const channels = this.subscribedTopics.map((topic) => channelOf(this.prefix, topic))
-    if (channels.length > 0) channels.push(this.probe)
-    if (this.ackSubscribed) channels.push(this.acks)
     this.topics.clear()
     // Before the connections go: this instance's members leave now, not after the presence age.
     await this.presenceState?.close()
@@ -344,27 +412,12 @@ export class RedisBus implements Bus {
     this.gapListeners.clear()
     this.detach()
     this.deadlines.abortAll(new RealtimeError('CLOSED', 'the bus was closed'))
-    this.flow?.abort(new RealtimeError('CLOSED', 'the bus was closed'))
+    const probes = this.probes?.close(!this.ownsConnections)
     if (this.ownsConnections) {
-      await Promise.all([quit(this.pub), quit(this.sub)])
-    } else if (channels.length > 0 && this.sub.status === 'ready') {
-      await this.sub.unsubscribe(...channels).catch(() => {})
+      await Promise.all([probes, this.sharded ? this.channelSet.close() : undefined, quit(this.pub), this.sub ? quit(this.sub) : undefined])
+    } else {
+      await Promise.all([probes, this.channelSet.close()])
     }
-  }
-
-  /** Subscribes the answers channel; flow control is armed once it is in place. */
-  private armFlow(): void {
-    if (this.ackSubscribed || this.closed || !this.flow) return
-    this.ackSubscribed = true
-    this.deadlines.run('subscription to flow-control answers', this.sub, () => this.sub.subscribe(this.acks)).then(
-      () => {
-        if (!this.closed && this.ackSubscribed && this.sub.status === 'ready') this.flow?.setArmed(true)
-      },
-      () => {
-        // Try again with the next publish.
-        this.ackSubscribed = false
-      },
-    )
   }
 
   /** Brings the channel's Redis subscription in line with whether the topic has listeners. */
@@ -374,13 +427,19 @@ export class RedisBus implements Bus {
       if (wanted === state.subscribed) return
       if (!wanted) {
         state.subscribed = false
-        // A lost connection has dropped its channels already.
-        if (this.sub.status === 'ready') await this.sub.unsubscribe(channelOf(this.prefix, topic)).catch(() => {})
+        // Nobody is left to fill a gap for.
+        state.held = undefined
+        await this.channelSet.unsubscribe(topic)
         return
       }
-      // The probe channel comes with the first topic (subscribing it again is a no-op in Redis).
-      await this.deadlines.run(`subscription to "${topic}"`, this.sub, () => this.sub.subscribe(channelOf(this.prefix, topic), this.probe))
+      try {
+        await this.deadlines.run(`subscription to "${topic}"`, undefined, () => this.channelSet.subscribe(topic))
+      } catch (error) {
+        void this.channelSet.unsubscribe(topic)
+        throw error
+      }
       state.subscribed = true
+      await this.probes?.subscribeProbe()
       if (!state.last && !state.base) {
         state.base = await this.readHistory(topic).then(
           (result) => result.position,
@@ -397,23 +456,15 @@ export class RedisBus implements Bus {
     if (state.listeners.size === 0 && !state.subscribed && this.topics.get(topic) === state) this.topics.delete(topic)
   }
 
-  private receive(channel: string, text: string): void {
-    if (channel === this.probe) {
-      // Every message published before the probe has been handed to the listeners: answer it.
-      const space = text.indexOf(' ')
-      if (space > 0) this.pub.publish(ackChannel(this.prefix, text.slice(0, space)), `${text.slice(space + 1)} ${this.id}`).catch(() => {})
-      return
-    }
-    if (channel === this.acks) {
-      const space = text.indexOf(' ')
-      if (space > 0) this.flow?.ack(Number(text.slice(0, space)), text.slice(space + 1))
-      return
-    }
-    if (!channel.startsWith(this.channels)) return
-    const topic = channel.slice(this.channels.length)
+  private receive(topic: string, text: string): void {
     this.received++
     const state = this.topics.get(topic)
     if (!state) return
+    const notice = parseFenceNotice(text)
+    if (notice) {
+      this.fenced(topic, notice.to)
+      return
+    }
     const message = parseChannelMessage(topic, text)
     if (message === undefined) return
     if (state.held) state.held.push(message)
@@ -433,42 +484,43 @@ export class RedisBus implements Bus {
     }
   }
 
-  /**
-   * After the subscriber connection came back: subscribe every topic that has listeners again, then
-   * deliver what was published while it was away, by the catch-up merge (`catchUp`): live messages
-   * are held while the topic's stream is read, then the stream's messages and the held ones go to
-   * the listeners, each once, in order.
-   */
-  private async resubscribeAll(): Promise<void> {
-    const topics = [...this.topics].filter(([, state]) => state.listeners.size > 0)
-    for (const [, state] of this.topics) state.subscribed = false
-    await Promise.all(
-      topics.map(([topic, state]) => {
-        state.held = []
-        const merge = (history: readonly BusMessage[]) => {
-          for (const message of catchUp(history, state.held ?? [], state.last)) this.deliver(state, message)
-          // In the turn the merge ended: nothing can have been held after its last look.
-          state.held = undefined
-          state.filling = undefined
-        }
-        state.filling = this.fill(topic, state).then(merge, () => merge([]))
-        return state.filling
-      }),
-    )
+  /** Subscriptions dropped: live messages of these topics are held from now until the gap is filled. */
+  private lost(topics: readonly string[]): void {
+    for (const topic of topics) {
+      const state = this.topics.get(topic)
+      if (!state || state.listeners.size === 0) continue
+      state.losses++
+      state.held ??= []
+    }
   }
 
   /**
-   * Re-subscribes one topic and reads from its stream what its listeners missed; reports a gap
-   * (and returns nothing) where the stream no longer holds it.
+   * Subscribed again: deliver what was published while they were lost, by the catch-up merge
+   * (`catchUp`): the live messages held since the subscription came back and the topic's stream go
+   * to the listeners, each once, in order. Fills of one topic run one after the other.
    */
-  private async fill(topic: string, state: TopicSubscription): Promise<readonly BusMessage[]> {
-    try {
-      await this.reconcile(topic, state)
-    } catch {
-      // Down again: the next 'ready' re-subscribes every topic.
-      this.subLost = true
-      return []
+  private restored(topics: readonly string[]): void {
+    for (const topic of topics) {
+      const state = this.topics.get(topic)
+      if (!state || !state.held) continue
+      const run = async () => {
+        const losses = state.losses
+        const history = await this.fill(topic, state)
+        for (const message of catchUp(history, state.held ?? [], state.last)) this.deliver(state, message)
+        // In the turn the merge ended: nothing can have been held after its last look. Lost again
+        // meanwhile: hold for the next fill.
+        state.held = state.losses === losses || state.listeners.size === 0 ? undefined : []
+      }
+      const filling = (state.filling ?? Promise.resolve()).then(run, run)
+      state.filling = filling
+      void filling.then(() => {
+        if (state.filling === filling) state.filling = undefined
+      })
     }
+  }
+
+  /** Reads from the topic's stream what its listeners missed; reports a gap (and returns nothing) where it no longer holds it. */
+  private async fill(topic: string, state: TopicSubscription): Promise<readonly BusMessage[]> {
     const from = state.last ?? state.base
     if (!from) {
       // Where the listeners were is unknown (Redis was down when they joined): they must resync.
@@ -477,16 +529,47 @@ export class RedisBus implements Bus {
     }
     const result = await this.readHistory(topic, from).catch(() => undefined)
     if (result?.recovered) return result.messages
+    const epoch = result?.position.epoch
+    if (epoch !== undefined && epoch !== from.epoch) {
+      // A new epoch: the listeners were told already if a failover check (this bus's or another
+      // instance's notice) replaced the old one.
+      if (epoch === state.toldEpoch) return []
+      state.toldEpoch = epoch
+      this.reportGap(topic, 'epoch')
+      return []
+    }
     this.reportGap(topic)
     return []
   }
 
-  private reportGap(topic: string): void {
-    for (const listener of this.gapListeners) listener(topic)
+  private reportGap(topic: string, reason: GapReason = 'history'): void {
+    for (const listener of this.gapListeners) listener(topic, reason)
+  }
+
+  /** While the check of a new primary runs, what publishes and history reads wait for. */
+  private readonly failoverGate = () => this.failover?.settled()
+
+  /** Where the listeners of each topic are: for the failover check, to look for on a new primary. */
+  private *deliveredPositions(): Iterable<[string, Position]> {
+    for (const [topic, state] of this.topics) {
+      const at = state.last ?? state.base
+      if (at && state.listeners.size > 0) yield [topic, at]
+    }
+  }
+
+  /**
+   * A failover check (this bus's, or another instance's notice) replaced the topic's epoch: the
+   * listeners may have missed messages the new primary does not hold. Told once per new epoch.
+   */
+  private fenced(topic: string, epoch: string): void {
+    const state = this.topics.get(topic)
+    if (!state || state.listeners.size === 0 || state.toldEpoch === epoch || state.last?.epoch === epoch) return
+    state.toldEpoch = epoch
+    this.reportGap(topic, 'failover')
   }
 }
 
-type RedisWithScripts = Redis & {
+type WithScripts = CommandConnection & {
   realtimeBusPublish(...args: string[]): Promise<unknown>
   realtimeBusHistory(...args: string[]): Promise<unknown>
 }

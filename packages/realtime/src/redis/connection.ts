@@ -1,4 +1,4 @@
-import type { Redis, RedisOptions } from 'ioredis'
+import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import type { BusStatus } from '../bus/types.js'
 import { RealtimeError } from '../errors.js'
 
@@ -16,10 +16,13 @@ export const REDIS_BUS_CONNECTION_OPTIONS: RedisOptions = {
   retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
 }
 
-/** One wait per connection for its next 'ready', shared by every call that waits meanwhile. */
-const readiness = new WeakMap<Redis, Promise<void>>()
+/** A connection the bus runs commands on: one Redis, or a Cluster (both emit 'ready' and have a `status`). */
+export type CommandConnection = Redis | Cluster
 
-function whenReady(connection: Redis): Promise<void> {
+/** One wait per connection for its next 'ready', shared by every call that waits meanwhile. */
+const readiness = new WeakMap<CommandConnection, Promise<void>>()
+
+function whenReady(connection: CommandConnection): Promise<void> {
   let ready = readiness.get(connection)
   if (!ready) {
     ready = new Promise<void>((resolve) =>
@@ -44,8 +47,17 @@ export class Deadlines {
 
   constructor(readonly timeoutMs: number) {}
 
-  /** Runs `call` once `connection` is ready, all within the bound; else `BUS_UNAVAILABLE`. */
-  async run<T>(what: string, connection: Redis, call: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `call` once `connection` is ready (at once without one: `call` then waits itself) and
+   * `gate`, when it returns a promise, has settled (the failover check), all within the bound;
+   * else `BUS_UNAVAILABLE`.
+   */
+  async run<T>(
+    what: string,
+    connection: CommandConnection | undefined,
+    call: () => Promise<T>,
+    gate?: () => Promise<void> | undefined,
+  ): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined
     let abort: ((error: RealtimeError) => void) | undefined
     // Once the caller was told it failed, a call still waiting for the connection must never run.
@@ -59,8 +71,13 @@ export class Deadlines {
       )
     })
     const attempt = (async () => {
-      if (connection.status !== 'ready') {
+      if (connection && connection.status !== 'ready') {
         await whenReady(connection)
+        if (over) throw new RealtimeError('BUS_UNAVAILABLE', `the ${what} was given up`)
+      }
+      const waiting = gate?.()
+      if (waiting) {
+        await waiting
         if (over) throw new RealtimeError('BUS_UNAVAILABLE', `the ${what} was given up`)
       }
       return call()
@@ -86,7 +103,7 @@ export class Deadlines {
 }
 
 /** Closes a connection the bus opened: politely when it is up, at once otherwise. */
-export async function quit(connection: Redis): Promise<void> {
+export async function quit(connection: CommandConnection): Promise<void> {
   if (connection.status === 'end') return
   if (connection.status !== 'ready') {
     connection.disconnect()
@@ -96,7 +113,7 @@ export async function quit(connection: Redis): Promise<void> {
 }
 
 /**
- * Whether a bus's two connections (commands, subscriber) are both ready: `'up'`, else `'down'`.
+ * Whether a bus's two sides (commands, subscriptions) are both ready: `'up'`, else `'down'`.
  * `update` (on each connection event) tells the listeners of a real change only; after `stop`, nothing.
  */
 export class PairStatus {
@@ -105,8 +122,8 @@ export class PairStatus {
   current: BusStatus
 
   constructor(
-    private readonly pub: Redis,
-    private readonly sub: Redis,
+    private readonly pub: { readonly status: string },
+    private readonly sub: { readonly status: string },
   ) {
     this.current = this.read()
   }

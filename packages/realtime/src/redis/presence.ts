@@ -1,6 +1,7 @@
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import type { BusPresence, PresenceChange, PresenceListener } from '../bus/types.js'
 import type { PresenceMember } from '../protocol.js'
+import type { CommandConnection } from './connection.js'
 
 /** Default age after which the members of an instance that stopped renewing its lease leave. */
 export const DEFAULT_PRESENCE_TTL_MS = 30_000
@@ -62,7 +63,7 @@ const SNAPSHOT_SCRIPT = `
 return {tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('HGETALL', KEYS[1])}
 `
 
-type Scripts = Redis & {
+type Scripts = CommandConnection & {
   realtimePresenceJoin(pm: string, pc: string, ph: string, pv: string, holder: string, id: string, info: string, max: string, channel: string): Promise<number>
   realtimePresenceLeave(pm: string, pc: string, ph: string, pv: string, holder: string, channel: string, mode: string): Promise<number>
   realtimePresenceSnapshot(pm: string, pv: string): Promise<[number, string[]]>
@@ -89,7 +90,7 @@ export class RedisPresence implements BusPresence {
   private readonly watched = new Map<string, Watched>()
   /** What this instance holds, by topic: joined again after Redis lost it (a restart). */
   private readonly holds = new Map<string, Map<string, HeldMember>>()
-  private sub: Redis | undefined
+  private sub: CommandConnection | undefined
   private subLost = false
   private pubLost = false
   private leaseTimer: ReturnType<typeof setInterval> | undefined
@@ -99,7 +100,7 @@ export class RedisPresence implements BusPresence {
   private readonly detach: () => void
 
   constructor(
-    private readonly pub: Redis,
+    private readonly pub: CommandConnection,
     private readonly prefix: string,
     private readonly instance: string,
     private readonly ttlMs: number,
@@ -261,10 +262,14 @@ export class RedisPresence implements BusPresence {
   }
 
   /** The subscriber connection of presence, made on the first watch. */
-  private subscriber(): Redis {
+  private subscriber(): CommandConnection {
     if (this.sub) return this.sub
     // Its SUBSCRIBEs may wait for the connection (the offline queue): a subscriber runs nothing else.
-    const sub = this.pub.duplicate({ autoResubscribe: false, enableOfflineQueue: true, connectionName: 'realtime-bus-presence' })
+    // Classic pub/sub: on a Cluster a change reaches every node, and the channel is not sharded.
+    const own = { autoResubscribe: false, enableOfflineQueue: true, connectionName: 'realtime-bus-presence' }
+    const sub: CommandConnection = (this.pub as Cluster).isCluster
+      ? (this.pub as Cluster).duplicate([], { enableOfflineQueue: true, redisOptions: own })
+      : (this.pub as Redis).duplicate(own)
     sub.on('error', () => {})
     sub.on('message', (channel: string, text: string) => this.receive(channel, text))
     sub.on('close', () => {
@@ -279,7 +284,7 @@ export class RedisPresence implements BusPresence {
     return sub
   }
 
-  private async resubscribeAll(sub: Redis): Promise<void> {
+  private async resubscribeAll(sub: CommandConnection): Promise<void> {
     const topics = [...this.watched.keys()]
     if (topics.length === 0) return
     try {

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis'
 import type { BusMessage } from '../bus/types.js'
+import type { CommandConnection } from './connection.js'
 
 /**
  * Retained state of state topics on Redis: one string per topic, `epoch \n offset \n data`, under
@@ -34,18 +34,18 @@ redis.call('SET', KEYS[1], ARGV[1] .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3])
 return 1
 `
 
-type WithRetain = Redis & { realtimeBusRetain(key: string, epoch: string, offset: string, data: string): Promise<number> }
+type WithRetain = CommandConnection & { realtimeBusRetain(key: string, epoch: string, offset: string, data: string): Promise<number> }
 
 /** Defines the script on `redis` (once per connection). */
-export function defineStateCommands(redis: Redis): void {
+export function defineStateCommands(redis: CommandConnection): void {
   redis.defineCommand('realtimeBusRetain', { numberOfKeys: 1, lua: RETAIN_SCRIPT })
 }
 
-export function retain(redis: Redis, prefix: string, message: BusMessage): Promise<number> {
+export function retain(redis: CommandConnection, prefix: string, message: BusMessage): Promise<number> {
   return (redis as WithRetain).realtimeBusRetain(stateKey(prefix, message.topic), message.epoch, message.offset, message.data)
 }
 
-export async function readRetained(redis: Redis, prefix: string, topic: string): Promise<BusMessage | undefined> {
+export async function readRetained(redis: CommandConnection, prefix: string, topic: string): Promise<BusMessage | undefined> {
   const text = await redis.get(stateKey(prefix, topic))
   if (text === null) return undefined
   const a = text.indexOf('\n')

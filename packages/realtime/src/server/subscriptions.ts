@@ -51,6 +51,12 @@ export interface ConnectionSubscription<P = Principal> extends Subscription {
 }
 
 /**
+ * Subscriptions told of a bus gap while still catching up: they resync once the replay is done
+ * (a WeakSet, so that no subscription carries a field for this rare case).
+ */
+const resyncAfterReplay = new WeakSet<object>()
+
+/**
  * A connection's subscriptions: `subscribe` (the limit, `authorize`, joining the topic, the history
  * read and the catch-up merge), `unsubscribe`, revocation, resync after a bus gap, and the
  * re-authorization after new credentials. The middle layer of `Connection` (outbound path below,
@@ -86,7 +92,13 @@ export abstract class Subscriber<P = Principal> extends Outbound {
    */
   async resync(topic: string): Promise<void> {
     const subscription = keyedGet(this.subscriptions, topic)
-    if (!subscription || subscription.pending) return
+    if (!subscription) return
+    if (subscription.pending) {
+      // Still catching up, maybe from history read before the bus learned of the loss: resync
+      // once the replay is done.
+      resyncAfterReplay.add(subscription)
+      return
+    }
     try {
       const start = await this.startingPoint(topic, undefined)
       if (!subscription.active || keyedGet(this.subscriptions, topic) !== subscription) return
@@ -256,6 +268,7 @@ export abstract class Subscriber<P = Principal> extends Outbound {
     }
     // In the turn the merge ended: nothing can have been held after its last look.
     subscription.pending = null
+    if (resyncAfterReplay.delete(subscription)) void this.resync(subscription.topic)
   }
 
   protected unsubscribe(frame: UnsubscribeFrame): void {
