@@ -9,6 +9,7 @@ import {
   type BusMessage,
   type HistoryOptions,
   type HistoryResult,
+  type LoadReport,
   type PublishOptions,
 } from './types.js'
 
@@ -65,6 +66,7 @@ export class InMemoryBus implements Bus {
   private sweepTimer: ReturnType<typeof setInterval> | undefined
   /** The positions of publishes made with an idempotency key, kept for the history age. */
   private readonly idempotent = new Map<string, { positions: Position[]; at: number }>()
+  private readonly loadListeners = new Set<(report: LoadReport) => void>()
 
   constructor(options: InMemoryBusOptions = {}) {
     this.size = Math.max(0, Math.floor(options.history?.size ?? DEFAULT_HISTORY_SIZE))
@@ -171,8 +173,20 @@ export class InMemoryBus implements Bus {
     return { messages: entries.slice(first), recovered: true, position }
   }
 
+  /** Hands the report to every `onLoad` listener: the servers sharing this bus object see each other. */
+  async shareLoad(report: LoadReport): Promise<void> {
+    if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
+    for (const listener of [...this.loadListeners]) listener({ ...report })
+  }
+
+  onLoad(listener: (report: LoadReport) => void): () => void {
+    this.loadListeners.add(listener)
+    return () => this.loadListeners.delete(listener)
+  }
+
   async close(): Promise<void> {
     this.closed = true
+    this.loadListeners.clear()
     if (this.sweepTimer) clearInterval(this.sweepTimer)
     this.sweepTimer = undefined
     this.topics.clear()

@@ -9,6 +9,7 @@ import {
   type BusMessage,
   type BusStatus,
   type HistoryResult,
+  type LoadReport,
   type PublishOptions,
 } from '../bus/types.js'
 import { RealtimeError } from '../errors.js'
@@ -17,6 +18,7 @@ import { Deadlines, PairStatus, REDIS_BUS_CONNECTION_OPTIONS, quit } from './con
 import { DEFAULT_MAX_WINDOW, DEFAULT_TARGET_LAG_MS, PublishFlow, type FlowControlState } from './flow.js'
 import { historyResult, parseChannelMessage, streamIdOf, type HistoryReply } from './history.js'
 import { ackChannel, channelOf, metaKey, probeChannel, streamKey } from './keys.js'
+import { LoadChannel, loadChannel } from './load.js'
 import type { RedisBusOptions } from './options.js'
 import { HISTORY_SCRIPT, PUBLISH_SCRIPT, publishArguments } from './scripts.js'
 
@@ -81,6 +83,8 @@ export class RedisBus implements Bus {
   private readonly channels: string
   /** Whether the flow-control answers channel is (being) subscribed. */
   private ackSubscribed = false
+  /** `shareLoad`/`onLoad` (for the server's `rebalance`), made at first use: see load.ts. */
+  private load: LoadChannel | undefined
 
   constructor(options: RedisBusOptions = {}) {
     if (options.redis) {
@@ -176,6 +180,16 @@ export class RedisBus implements Bus {
   onGap(listener: (topic: string) => void): () => void {
     this.gapListeners.add(listener)
     return () => this.gapListeners.delete(listener)
+  }
+
+  /** Publishes this instance's load on the bus's load channel (see load.ts). */
+  shareLoad(report: LoadReport): Promise<void> {
+    return (this.load ??= new LoadChannel(this.pub, this.sub, loadChannel(this.prefix))).share(report)
+  }
+
+  /** Learns of every instance's load reports (see load.ts). */
+  onLoad(listener: (report: LoadReport) => void): () => void {
+    return (this.load ??= new LoadChannel(this.pub, this.sub, loadChannel(this.prefix))).listen(listener)
   }
 
   /** Messages this instance published since it was created. */
@@ -308,6 +322,7 @@ export class RedisBus implements Bus {
     this.topics.clear()
     this.status.stop()
     this.gapListeners.clear()
+    void this.load?.close(!this.ownsConnections)
     this.detach()
     this.deadlines.abortAll(new RealtimeError('CLOSED', 'the bus was closed'))
     this.flow?.abort(new RealtimeError('CLOSED', 'the bus was closed'))

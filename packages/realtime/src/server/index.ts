@@ -15,6 +15,8 @@ export {
 } from './prometheus.js'
 export { LATENCY_BUCKETS_SECONDS, latencyQuantile, type LatencyStats } from './latency.js'
 export type {
+  CloseOptions,
+  DrainStats,
   ExpiringPrincipal,
   Limits,
   Logger,
@@ -22,6 +24,7 @@ export type {
   RealtimeServer,
   RealtimeServerOptions,
   RealtimeStats,
+  RebalanceOptions,
   TopicActivity,
   TopicListenerHandle,
 } from './types.js'
@@ -36,7 +39,9 @@ export {
   type BusStatus,
   type HistoryOptions,
   type HistoryResult,
+  type LoadReport,
   type PublishOptions,
 } from '../bus/types.js'
+export type { RebalanceStats } from './rebalance.js'
 export { RealtimeError, isRealtimeError, RealtimeErrorCode } from '../errors.js'
 export type { Position, TopicMap, TopicName, TopicPayload, TopicsPayload } from '../topics.js'
