@@ -34,9 +34,13 @@ export interface RebalanceStats {
  * share sheds the excess, at most `maxPerInterval` per interval, paced over half an interval; its
  * clients reconnect through the load balancer and recover from the shared history.
  *
- * No oscillation: the total it compares against does not change when clients move, an instance
- * counts its own connections fresh, and only those above the share by more than the tolerance
- * shed, so a moved client never makes a receiver shed it back unless the receiver itself is over.
+ * No oscillation: an instance counts its own connections fresh, and only those above the share
+ * by more than the tolerance shed, so a moved client never makes a receiver shed it back unless
+ * the receiver itself is over. The peers' reports are up to an interval old, so a client in transit
+ * would be counted nowhere and the share come out low (and an instance at the share shed again):
+ * each instance therefore reports, with its connections, those it moved away within the last two
+ * intervals (time to land and to be in the receiver's next report). A moved client is then counted twice for a moment, never not at all: the share errs
+ * high, and an error high sheds less, not more.
  * A draining instance counts toward the total (its clients are landing on the others) but not
  * toward the instances that share it, so nothing is shed while a deploy moves clients around.
  */
@@ -46,6 +50,8 @@ export class Rebalancer {
   private readonly timer: ReturnType<typeof setInterval>
   private readonly stopListening: () => void
   private last: { instances: number; share: number } = { instances: 1, share: 0 }
+  /** When this instance moved connections away (4010), within the transit window: see the class comment. */
+  private readonly movedAt: number[] = []
 
   constructor(
     private readonly bus: Required<Pick<Bus, 'shareLoad' | 'onLoad'>>,
@@ -70,9 +76,27 @@ export class Rebalancer {
     return { ...this.last }
   }
 
+  /** Counts a connection this instance closed with 4010 (drain or rebalance). */
+  moved(): void {
+    this.movedAt.push(performance.now())
+  }
+
+  /**
+   * Connections moved away within the last two intervals (and the client's reconnect, 0.5 s):
+   * they may not have landed anywhere yet, or not be in their new instance's last report.
+   */
+  private inTransit(now: number): number {
+    const window = 2 * this.options.intervalMs + 500
+    let old = 0
+    while (old < this.movedAt.length && now - (this.movedAt[old] as number) > window) old++
+    if (old > 0) this.movedAt.splice(0, old)
+    return this.movedAt.length
+  }
+
   /** Tells the peers now (e.g. that this instance started draining). */
   report(): void {
-    const report: LoadReport = { instance: this.host.instance, connections: this.host.connections(), draining: this.host.draining() }
+    const connections = this.host.connections() + this.inTransit(performance.now())
+    const report: LoadReport = { instance: this.host.instance, connections, draining: this.host.draining() }
     // A report lost while the bus is down is only a missed beat: the next one follows.
     this.bus.shareLoad(report).catch(() => undefined)
   }
@@ -87,7 +111,7 @@ export class Rebalancer {
     this.report()
     const now = performance.now()
     const own = this.host.connections()
-    let total = own
+    let total = own + this.inTransit(now)
     let instances = this.host.draining() ? 0 : 1
     for (const [instance, { report, at }] of this.peers) {
       if (now - at > 3 * this.options.intervalMs) {

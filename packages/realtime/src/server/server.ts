@@ -131,6 +131,10 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
   })
 
   let rebalancer: Rebalancer | undefined
+  function moved(why: 'drain' | 'rebalance'): void {
+    count(stats.moved, why)
+    rebalancer?.moved()
+  }
   if (options.rebalance) {
     if (!bus.shareLoad || !bus.onLoad) {
       throw new TypeError('`rebalance` needs a bus that shares load between instances (bus.shareLoad and bus.onLoad), as InMemoryBus and RedisBus do')
@@ -144,7 +148,7 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
         shed: (howMany, windowMs) => {
           // The oldest connections: a client that just arrived is not sent off again at once.
           const targets = [...connections].slice(0, howMany)
-          new PacedClose(targets, windowMs, 'rebalancing: reconnect to another instance', () => count(stats.moved, 'rebalance'), () => undefined)
+          new PacedClose(targets, windowMs, 'rebalancing: reconnect to another instance', () => moved('rebalance'), () => undefined)
         },
       },
       options.rebalance === true ? {} : options.rebalance,
@@ -283,7 +287,7 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
           for (const connection of connections) connection.socket.terminate()
         }, CLOSE_GRACE_MS)
       }
-      const pace = new PacedClose(targets, drainMs, 'server shutting down: reconnect to another instance', () => count(stats.moved, 'drain'), asked)
+      const pace = new PacedClose(targets, drainMs, 'server shutting down: reconnect to another instance', () => moved('drain'), asked)
       if (drain) drain.pace = pace
     })
   }
