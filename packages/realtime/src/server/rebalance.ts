@@ -38,8 +38,8 @@ export interface RebalanceStats {
  * by more than the tolerance shed, so a moved client never makes a receiver shed it back unless
  * the receiver itself is over. The peers' reports are up to an interval old, so a client in transit
  * would be counted nowhere and the share come out low (and an instance at the share shed again):
- * each instance therefore reports, with its connections, those it moved away within the last two
- * intervals (time to land and to be in the receiver's next report). A moved client is then counted twice for a moment, never not at all: the share errs
+ * each instance therefore reports, with its connections, those it moved away within the last
+ * interval and a half (time to land and to be in the receiver's next report). A moved client is then counted twice for a moment, never not at all: the share errs
  * high, and an error high sheds less, not more.
  * A draining instance counts toward the total (its clients are landing on the others) but not
  * toward the instances that share it, so nothing is shed while a deploy moves clients around.
@@ -82,11 +82,12 @@ export class Rebalancer {
   }
 
   /**
-   * Connections moved away within the last two intervals (and the client's reconnect, 0.5 s):
-   * they may not have landed anywhere yet, or not be in their new instance's last report.
+   * Connections moved away within the last interval and a half (and the client's reconnect,
+   * 0.5 s): they may not have landed anywhere yet, or not be in their new instance's last report.
+   * Longer would hold the next shed back needlessly (the share would stay high).
    */
   private inTransit(now: number): number {
-    const window = 2 * this.options.intervalMs + 500
+    const window = 1.5 * this.options.intervalMs + 500
     let old = 0
     while (old < this.movedAt.length && now - (this.movedAt[old] as number) > window) old++
     if (old > 0) this.movedAt.splice(0, old)

@@ -172,9 +172,9 @@ export async function rollingDeploy(options: RollingDeployOptions): Promise<Roll
     }
     await sleep(Math.max(0, endAt - performance.now()))
     publishing = false
+    const elapsed = (performance.now() - started) / 1000
     await publishLoop
     await Promise.all([...pending])
-    const elapsed = (performance.now() - started) / 1000
     const confirmedCount = confirmed.reduce((sum, set) => sum + set.size, 0)
     log(`published ${published} in ${elapsed.toFixed(1)} s (${confirmedCount} confirmed, ${rejected} rejected)`)
 
