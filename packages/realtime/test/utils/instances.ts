@@ -57,7 +57,8 @@ export async function startInstance(options: {
     }),
   )
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('instance did not start within 15 s')), 15_000)
+    // Generous: on a loaded machine a fresh `node --import tsx` process takes seconds to compile.
+    const timer = setTimeout(() => reject(new Error('instance did not start within 30 s')), 30_000)
     child.once('exit', (code) => reject(new Error(`instance exited with ${code} before listening`)))
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const message = JSON.parse(line) as { ready?: number; id?: number }

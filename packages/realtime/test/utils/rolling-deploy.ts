@@ -88,6 +88,7 @@ export async function rollingDeploy(options: RollingDeployOptions): Promise<Roll
   const publisherBus = new RedisBus({ url: redis.url, prefix, history: { size: 2000 } })
   const publisher = createRealtimeServer({ noServer: true, bus: publisherBus })
   let resyncs = 0
+  let publishing = true
   try {
     let next = 0
     const balancer = (): string => {
@@ -112,7 +113,7 @@ export async function rollingDeploy(options: RollingDeployOptions): Promise<Roll
     const confirmed = Array.from({ length: topicCount }, () => new Set<number>())
     let published = 0
     let rejected = 0
-    let publishing = true
+    const rejections = new Map<string, number>()
     const pending = new Set<Promise<unknown>>()
     const started = performance.now()
     const publishLoop = (async () => {
@@ -127,7 +128,8 @@ export async function rollingDeploy(options: RollingDeployOptions): Promise<Roll
             () => confirmed[t]!.add(n),
             (error: unknown) => {
               rejected++
-              log(`publish rejected: ${isRealtimeError(error) ? error.code : String(error)}`)
+              const code = isRealtimeError(error) ? error.code : String(error)
+              rejections.set(code, (rejections.get(code) ?? 0) + 1)
             },
           )
           pending.add(p)
@@ -153,6 +155,8 @@ export async function rollingDeploy(options: RollingDeployOptions): Promise<Roll
       // The successor's process starts meanwhile (as an orchestrator schedules the new pod while
       // the old one terminates); it joins the rotation once ready and the old one is gone.
       const starting = startInstance(instanceOptions)
+      // Not awaited until the drain is over: a failure to start must not go unhandled meanwhile.
+      starting.catch(() => undefined)
       const { opens, stats } = await leaving.drain()
       opensByInstance.set(leaving, opens)
       const moved = (stats.moved ?? {}) as Record<string, number>
@@ -176,7 +180,7 @@ export async function rollingDeploy(options: RollingDeployOptions): Promise<Roll
     await publishLoop
     await Promise.all([...pending])
     const confirmedCount = confirmed.reduce((sum, set) => sum + set.size, 0)
-    log(`published ${published} in ${elapsed.toFixed(1)} s (${confirmedCount} confirmed, ${rejected} rejected)`)
+    log(`published ${published} in ${elapsed.toFixed(1)} s (${confirmedCount} confirmed, ${rejected} rejected${rejected > 0 ? `: ${JSON.stringify(Object.fromEntries(rejections))}` : ''})`)
 
     // Every client gets the last confirmed message of its topic (or the wait times out: a gap).
     const lastOf = confirmed.map((set) => Math.max(0, ...set))
@@ -263,6 +267,7 @@ export async function rollingDeploy(options: RollingDeployOptions): Promise<Roll
       moved: { drain: movedDrain, rebalance: movedRebalance },
     }
   } finally {
+    publishing = false
     for (const t of tracked) t.client.close()
     await publisher.close({ drainMs: 0 })
     await Promise.all(slots.map((instance) => instance.stop()))
