@@ -30,6 +30,7 @@ export async function run(options: ChaosOptions): Promise<ChaosRow[]> {
     result.silentGaps === 0 &&
     result.duplicates === 0 &&
     result.outOfOrder === 0 &&
+    result.unsettled === 0 &&
     result.resyncs === 0 &&
     result.peakReconnectsPerSecond <= limit &&
     even
@@ -50,7 +51,8 @@ export async function run(options: ChaosOptions): Promise<ChaosRow[]> {
         `moved ${result.moved.drain} by drains, ${result.moved.rebalance} by rebalance; ` +
         `connections at the end ${result.finalCounts.join('/')} (even share ${Math.round(result.evenShare)}` +
         `${result.settledAfterMs === undefined ? ', not even within the settle time' : `, even ${(result.settledAfterMs / 1000).toFixed(1)} s after the last publish`})` +
-        (result.outOfOrder > 0 ? `; ${result.outOfOrder} out of order` : ''),
+        (result.outOfOrder > 0 ? `; ${result.outOfOrder} out of order` : '') +
+        (result.unsettled > 0 ? `; ${result.unsettled} publishes never settled` : ''),
       pass,
     },
   ]

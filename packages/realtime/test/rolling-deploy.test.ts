@@ -23,6 +23,7 @@ describe('a rolling deploy', () => {
     expect(result.silentGaps).toBe(0)
     expect(result.duplicates).toBe(0)
     expect(result.outOfOrder).toBe(0)
+    expect(result.unsettled).toBe(0)
     expect(result.resyncs).toBe(0)
     // Each drain moves its 20 clients over 2 s (10/s, over two receivers); rebalance moves a few more.
     expect(result.peakReconnectsPerSecond).toBeLessThanOrEqual(2 * result.drainRate)
