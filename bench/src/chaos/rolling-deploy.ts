@@ -46,7 +46,8 @@ export async function run(options: ChaosOptions): Promise<ChaosRow[]> {
       resyncs: result.resyncs,
       ...(result.resyncs > 0 ? { resyncReason: 'history did not cover a client between two instances' } : {}),
       notes:
-        `${result.restarts} restarts (drain ${drainMs / 1000} s each), ${result.achievedRate} msg/s; ` +
+        `${result.restarts} restarts (drain ${drainMs / 1000} s each), publishes attempted at ${result.achievedRate}/s, ` +
+        `confirmed at ${Math.round(result.confirmed / seconds)}/s; ` +
         `peak reconnects/s per instance ${result.peakReconnectsPerSecond} (limit ${limit}); ` +
         `moved ${result.moved.drain} by drains, ${result.moved.rebalance} by rebalance; ` +
         `connections at the end ${result.finalCounts.join('/')} (even share ${Math.round(result.evenShare)}` +
