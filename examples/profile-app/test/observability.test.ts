@@ -295,7 +295,7 @@ describe('logs', () => {
 describe('/healthz', () => {
   it('is ok with the in-memory bus', async () => {
     const response = await running.request('GET', '/healthz')
-    expect(response).toEqual({ status: 200, body: { ok: true, bus: 'up', outbox: { backlog: 0, oldestAgeMs: 0, stale: false } } })
+    expect(response).toEqual({ status: 200, body: { ok: true, bus: 'up', draining: false, outbox: { backlog: 0, oldestAgeMs: 0, stale: false } } })
   })
 
   /** An app (SQLite) on a Redis of the test's own, which the test may stop and start. */
@@ -317,12 +317,12 @@ describe('/healthz', () => {
   it('answers 503 while the Redis bus is down, and counts the reconnect', async () => {
     await withOwnRedis({ redisPrefix: `profile-app-healthz:${process.pid}:` }, async (app, redis) => {
       const metric = (name: string) => metricOf(app, name)
-      expect(await app.request('GET', '/healthz')).toEqual({ status: 200, body: { ok: true, bus: 'up', outbox: { backlog: 0, oldestAgeMs: 0, stale: false } } })
+      expect(await app.request('GET', '/healthz')).toEqual({ status: 200, body: { ok: true, bus: 'up', draining: false, outbox: { backlog: 0, oldestAgeMs: 0, stale: false } } })
       expect(await metric('realtime_bus_up')).toBe(1)
 
       await redis.stop()
       await waitFor(async () => (await app.request('GET', '/healthz')).status === 503, 10_000, '/healthz 503')
-      expect((await app.request('GET', '/healthz')).body).toEqual({ ok: false, bus: 'down', outbox: { backlog: 0, oldestAgeMs: 0, stale: false } })
+      expect((await app.request('GET', '/healthz')).body).toEqual({ ok: false, bus: 'down', draining: false, outbox: { backlog: 0, oldestAgeMs: 0, stale: false } })
       expect(await metric('realtime_bus_up')).toBe(0)
 
       await redis.start()

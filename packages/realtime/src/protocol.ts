@@ -32,6 +32,11 @@ export const CloseCode = {
   SlowConsumer: 4008,
   /** The peer stopped answering pings. */
   HeartbeatTimeout: 4009,
+  /**
+   * Reconnect now, to another instance, and recover your positions: the server is draining
+   * (`close({ drainMs })`) or shedding load (`rebalance`). Sent paced, a few clients at a time.
+   */
+  Reconnect: 4010,
 } as const
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode]
 

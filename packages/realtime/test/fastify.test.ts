@@ -76,7 +76,7 @@ describe('realtimePlugin', () => {
   })
 
   describe('#close', () => {
-    it('closes open sockets with 1001 and lets fastify.close() finish', async () => {
+    it('closes open sockets with 4010 and lets fastify.close() finish', async () => {
       const { app, url } = await start()
       const client = await connect(url)
       client.send({ type: 'hello', v: 1 })
@@ -84,7 +84,7 @@ describe('realtimePlugin', () => {
       const closed = client.closed()
       const started = Date.now()
       await app.close()
-      expect(await closed).toBe(1001)
+      expect(await closed).toBe(4010)
       expect(Date.now() - started).toBeLessThan(3000)
     })
 

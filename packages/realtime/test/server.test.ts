@@ -311,14 +311,14 @@ describe('limits', () => {
 })
 
 describe('close()', () => {
-  it('closes every client with 1001 and refuses new ones', async () => {
+  it('closes every client with 4010 (reconnect elsewhere) and refuses new ones', async () => {
     await start()
     const a = await connect()
     const b = await connect()
     await a.request({ type: 'subscribe', id: 1, topic: 't' })
     const closing = server!.realtime.close()
-    expect(await a.closed()).toBe(1001)
-    expect(await b.closed()).toBe(1001)
+    expect(await a.closed()).toBe(4010)
+    expect(await b.closed()).toBe(4010)
     await closing
     await expect(server!.realtime.publishTopic('t', 1)).rejects.toMatchObject({ code: 'CLOSED' })
   })

@@ -115,6 +115,8 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     path: '/ws',
     ...(bus ? { bus } : {}),
     ...(config.realtimeLimits ? { limits: config.realtimeLimits } : {}),
+    // SIGTERM (app.close()) moves the open WebSockets to the other instances over this window.
+    ...(config.drainMs !== undefined ? { drainMs: config.drainMs } : {}),
     // A bus handed in by the caller may serve other apps too: the caller closes it.
     closeBus: options.bus === undefined,
     // The browser sends its session token in `hello`; other clients may use the header.

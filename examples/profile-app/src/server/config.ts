@@ -43,6 +43,11 @@ export interface AppConfig {
   activityIntervalMs?: number
   /** Limits of the realtime server (defaults of @app/realtime where unset). */
   realtimeLimits?: Limits
+  /**
+   * On shutdown (SIGTERM), the window over which the open WebSockets are moved to the other
+   * instances (`close({ drainMs })`); `/healthz` answers 503 from its start. Default 5000.
+   */
+  drainMs?: number
 }
 
 /** A default instance id: unique per process, readable in the activity page. */
@@ -109,6 +114,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { demo?: boolean } =
     metricsToken: env.METRICS_TOKEN || undefined,
     instanceId: env.INSTANCE_ID || undefined,
     activityIntervalMs: parseInteger('ACTIVITY_INTERVAL_MS', env.ACTIVITY_INTERVAL_MS, 1000, 0, 3_600_000),
+    drainMs: parseInteger('DRAIN_MS', env.DRAIN_MS, 5000, 0, 600_000),
   }
 }
 

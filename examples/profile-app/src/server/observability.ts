@@ -113,13 +113,17 @@ export function registerMetricsRoutes(app: FastifyInstance, metricsToken: string
   })
 
   // `ok` and the bus status; 503 while the bus is down, so a load balancer stops routing here.
-  // 503 too when the outbox stopped draining: its oldest row waits longer than `outboxStaleMs`.
+  // 503 too while the realtime server drains (a deploy: SIGTERM, `close()`), so the balancer takes
+  // the instance out, and when the outbox stopped draining: its oldest row waits longer than
+  // `outboxStaleMs`.
   app.get('/healthz', { logLevel: 'warn' }, async (_request, reply) => {
-    const bus = app.realtime.stats().busStatus
+    const stats = app.realtime.stats()
+    const bus = stats.busStatus
+    const draining = stats.draining !== undefined
     const { backlog, oldestAgeMs } = await relay.refreshBacklog().catch(() => relay.stats())
     const stale = oldestAgeMs > app.appConfig.outboxStaleMs
-    const ok = bus === 'up' && !stale
-    return reply.status(ok ? 200 : 503).send({ ok, bus, outbox: { backlog, oldestAgeMs, stale } })
+    const ok = bus === 'up' && !stale && !draining
+    return reply.status(ok ? 200 : 503).send({ ok, bus, draining, outbox: { backlog, oldestAgeMs, stale } })
   })
 }
 

@@ -11,6 +11,7 @@ import {
   type BusMessage,
   type HistoryOptions,
   type HistoryResult,
+  type LoadReport,
   type PublishOptions,
 } from './types.js'
 
@@ -71,6 +72,7 @@ export class InMemoryBus implements Bus {
   private readonly states = new Map<string, BusMessage>()
   /** The members of presence topics, for every server sharing this bus. */
   readonly presence = new MemoryPresence()
+  private readonly loadListeners = new Set<(report: LoadReport) => void>()
 
   constructor(options: InMemoryBusOptions = {}) {
     this.size = Math.max(0, Math.floor(options.history?.size ?? DEFAULT_HISTORY_SIZE))
@@ -187,10 +189,22 @@ export class InMemoryBus implements Bus {
     return this.states.get(topic)
   }
 
+  /** Hands the report to every `onLoad` listener: the servers sharing this bus object see each other. */
+  async shareLoad(report: LoadReport): Promise<void> {
+    if (this.closed) throw new RealtimeError('CLOSED', 'the bus is closed')
+    for (const listener of [...this.loadListeners]) listener({ ...report })
+  }
+
+  onLoad(listener: (report: LoadReport) => void): () => void {
+    this.loadListeners.add(listener)
+    return () => this.loadListeners.delete(listener)
+  }
+
   async close(): Promise<void> {
     this.closed = true
     this.states.clear()
     this.presence.clear()
+    this.loadListeners.clear()
     if (this.sweepTimer) clearInterval(this.sweepTimer)
     this.sweepTimer = undefined
     this.topics.clear()

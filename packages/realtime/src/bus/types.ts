@@ -93,6 +93,24 @@ export interface Bus {
    * instance's publishes run ahead of their delivery, and how many wait. Optional.
    */
   readonly flowControl?: BusFlowControl
+  /**
+   * Sends this server instance's load to every instance on the bus (the server's `rebalance`
+   * option calls it every interval). Optional, with `onLoad`: `InMemoryBus` hands it to the servers
+   * sharing the bus object, `RedisBus` publishes it on a small control channel.
+   */
+  shareLoad?(report: LoadReport): Promise<void>
+  /** Learns of the load reports of every instance on the bus (its own included). Returns the function that stops it. */
+  onLoad?(listener: (report: LoadReport) => void): () => void
+}
+
+/** One server instance's load, as `rebalance` shares it through the bus. */
+export interface LoadReport {
+  /** The reporting server instance's id (random, new for every server object). */
+  instance: string
+  /** Its open WebSocket connections. */
+  connections: number
+  /** True while it drains (`close({ drainMs })`): it is leaving, and its clients land on the others. */
+  draining: boolean
 }
 
 /** A change of a presence topic's members, as a bus reports it to a watcher. */

@@ -180,6 +180,9 @@ export function createConnection(options: RealtimeClientOptions, events: Connect
     }
     setState(offline ? 'disconnected' : 'connecting')
     if (waking && !offline) queueMicrotask(() => reconnectNow())
+    // Moved by a draining or rebalancing server, which paces these closes: reconnect after 0-100 ms
+    // of jitter, not after the backoff (unless an attempt is already under way by then).
+    else if (event.code === CloseCode.Reconnect) setTimeout(() => socket!.readyState > 1 && reconnectNow(), Math.random() * 100)
   }
 
   /**
@@ -221,17 +224,22 @@ export function createConnection(options: RealtimeClientOptions, events: Connect
     const r = options.reconnect ?? {}
     socket = new ReconnectingWebSocket(options.url as string | (() => Promise<string>), [], {
       WebSocket: WebSocketImpl,
-      minReconnectionDelay: (r.minDelayMs ?? 500) * (1 + Math.random() * 0.5),
+      // A getter, read for every attempt: the jitter is drawn per attempt, so clients closed
+      // together do not retry together (drawn once per client, a mass close came back as a wave).
+      get minReconnectionDelay() {
+        return (r.minDelayMs ?? 500) * (1 + Math.random() * 0.5)
+      },
       maxReconnectionDelay: r.maxDelayMs ?? 10_000,
       reconnectionDelayGrowFactor: r.growFactor ?? 1.5,
       connectionTimeout: 10_000,
       maxRetries: r.maxRetries ?? Infinity,
     })
-    socket.addEventListener('open', onOpen)
-    socket.addEventListener('message', onMessage as never)
-    socket.addEventListener('close', onClose as never)
+    // The `on…` properties rather than listeners: a replaced socket is silenced in one line.
+    socket.onopen = onOpen
+    socket.onmessage = onMessage as never
+    socket.onclose = onClose as never
     // Errors show up as closes too; the listener keeps them from being thrown in some runtimes.
-    socket.addEventListener('error', ignore)
+    socket.onerror = ignore
   }
 
   /**
@@ -248,10 +256,7 @@ export function createConnection(options: RealtimeClientOptions, events: Connect
     const old = socket
     socket = undefined
     if (old) {
-      old.removeEventListener('open', onOpen)
-      old.removeEventListener('message', onMessage as never)
-      old.removeEventListener('close', onClose as never)
-      old.removeEventListener('error', ignore)
+      old.onopen = old.onmessage = old.onclose = null
       old.close()
     }
     stopAfterClose = false
@@ -293,7 +298,7 @@ export function createConnection(options: RealtimeClientOptions, events: Connect
  * throw. Browsers' WebSocket has no `on` and needs nothing.
  */
 function withErrorGuard(Impl: WebSocketLike | undefined): WebSocketLike {
-  if (!Impl) throw new TypeError('No WebSocket implementation: pass `WebSocket` (e.g. from the "ws" package) in Node')
+  if (!Impl) throw new TypeError('No WebSocket implementation: pass `WebSocket` (from "ws") in Node')
   if (typeof (Impl.prototype as { on?: unknown } | undefined)?.on !== 'function') return Impl
   const Base = Impl as new (url: string, protocols?: string | string[]) => { on(event: string, fn: () => void): void }
   return class GuardedWebSocket extends Base {

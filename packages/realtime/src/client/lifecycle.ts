@@ -32,9 +32,9 @@ export function watchPageLifecycle(handlers: PageLifecycleHandlers): () => void 
   return () => {
     document.removeEventListener('visibilitychange', onVisibility)
     document.removeEventListener('resume', onWake)
-    page.removeEventListener?.('pageshow', onWake)
-    page.removeEventListener?.('online', onWake)
-    page.removeEventListener?.('offline', onOffline)
+    page.removeEventListener!('pageshow', onWake)
+    page.removeEventListener!('online', onWake)
+    page.removeEventListener!('offline', onOffline)
   }
 }
 

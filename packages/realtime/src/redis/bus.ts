@@ -10,6 +10,7 @@ import {
   type BusPresence,
   type BusStatus,
   type HistoryResult,
+  type LoadReport,
   type PublishOptions,
 } from '../bus/types.js'
 import { RealtimeError } from '../errors.js'
@@ -21,6 +22,7 @@ import { FailoverCheck, parseFenceNotice, type GapReason } from './failover.js'
 import type { FlowControlState, PublishFlow } from './flow.js'
 import { historyResult, parseChannelMessage, streamIdOf, type HistoryReply } from './history.js'
 import { assertPrefix, metaKey, streamKey } from './keys.js'
+import { LoadChannel, loadChannel } from './load.js'
 import type { RedisBusOptions } from './options.js'
 import { DEFAULT_PRESENCE_TTL_MS, RedisPresence } from './presence.js'
 import { ProbeChannels } from './probes.js'
@@ -102,6 +104,8 @@ export class RedisBus implements Bus {
   /** Presence, made when a server first asks for it (its own subscriber connection). */
   private presenceState: RedisPresence | undefined
   private readonly presenceTtlMs: number
+  /** `shareLoad`/`onLoad` (for the server's `rebalance`), made at first use: see load.ts. */
+  private load: LoadChannel | undefined
 
   constructor(options: RedisBusOptions = {}) {
     this.prefix = options.prefix ?? 'rt:'
@@ -210,6 +214,22 @@ export class RedisBus implements Bus {
   onGap(listener: (topic: string, reason: GapReason) => void): () => void {
     this.gapListeners.add(listener)
     return () => this.gapListeners.delete(listener)
+  }
+
+  /** Publishes this instance's load on the bus's load channel (see load.ts). */
+  shareLoad(report: LoadReport): Promise<void> {
+    return this.loadChannel().share(report)
+  }
+
+  /** Learns of every instance's load reports (see load.ts). */
+  onLoad(listener: (report: LoadReport) => void): () => void {
+    return this.loadChannel().listen(listener)
+  }
+
+  private loadChannel(): LoadChannel {
+    const channel = loadChannel(this.prefix)
+    this.load ??= this.sub ? new LoadChannel(this.pub, this.sub, channel) : LoadChannel.ofCluster(this.pub as Cluster, channel)
+    return this.load
   }
 
   /** Messages this instance published since it was created. */
@@ -410,6 +430,7 @@ export class RedisBus implements Bus {
     await this.presenceState?.close()
     this.status.stop()
     this.gapListeners.clear()
+    void this.load?.close(!this.ownsConnections)
     this.detach()
     this.deadlines.abortAll(new RealtimeError('CLOSED', 'the bus was closed'))
     const probes = this.probes?.close(!this.ownsConnections)

@@ -15,6 +15,8 @@ export {
 } from './prometheus.js'
 export { LATENCY_BUCKETS_SECONDS, latencyQuantile, type LatencyStats } from './latency.js'
 export type {
+  CloseOptions,
+  DrainStats,
   ExpiringPrincipal,
   Limits,
   Logger,
@@ -24,6 +26,7 @@ export type {
   RealtimeServer,
   RealtimeServerOptions,
   RealtimeStats,
+  RebalanceOptions,
   TopicActivity,
   TopicListenerHandle,
 } from './types.js'
@@ -41,7 +44,9 @@ export {
   type PresenceChange,
   type PresenceListener,
   type HistoryResult,
+  type LoadReport,
   type PublishOptions,
 } from '../bus/types.js'
+export type { RebalanceStats } from './rebalance.js'
 export { RealtimeError, isRealtimeError, RealtimeErrorCode } from '../errors.js'
 export type { Position, TopicMap, TopicName, TopicPayload, TopicsPayload } from '../topics.js'

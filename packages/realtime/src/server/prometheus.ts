@@ -112,6 +112,14 @@ function definitions(prefix: string): Definition[] {
     d('drops_total', 'counter', 'Dropped frames, subscriptions and connections, by reason.', (s) => byLabel('reason', s.drops)),
     d('refusals_total', 'counter', 'Refused upgrades, credentials and subscriptions, by reason.', (s) => byLabel('reason', s.refused)),
     d('bus_reconnects_total', 'counter', 'Times the bus came back up after being down.', (s) => one(s.busReconnects)),
+    d('draining', 'gauge', '1 from close() on (the instance is draining its connections, or closed), else 0.', (s) => one(s.draining ? 1 : 0)),
+    d('drain_remaining', 'gauge', 'Connections still open on a draining instance.', (s) => (s.draining ? one(s.draining.remaining) : [])),
+    d('connections_moved_total', 'counter', 'Connections closed with 4010 to move them to another instance, by reason (drain, rebalance).', (s) =>
+      byLabel('reason', s.moved),
+    ),
+    d('rebalance_share', 'gauge', 'The even share of connections per instance, as rebalance counts it.', (s) =>
+      s.rebalance ? one(s.rebalance.share) : [],
+    ),
     d('bus_publish_waiting', 'gauge', 'publishTopic calls held back by the bus flow control (delivery is behind on some instance).', (s) =>
       s.busFlowControl ? one(s.busFlowControl.waiting) : [],
     ),

@@ -14,8 +14,8 @@ export interface PublishContext {
   readonly validate: ((topic: string, payload: unknown) => void) | undefined
   /** Local subscribers of a topic, for the log line. */
   subscriberCount(topic: string): number
-  /** True once the server is closing: publishes are refused. */
-  closing(): boolean
+  /** True once the server's drain is over: publishes are refused. */
+  closed(): boolean
   /** The `stateTopics` rule: a publish to such a topic is kept as its state. */
   readonly stateTopics: ((topic: string) => boolean) | undefined
 }
@@ -42,7 +42,24 @@ function checkTopic(topic: string): void {
  * payload for every topic and one bus call.
  */
 export class Publisher {
+  /** Bus calls started and not settled: `close()` waits for them before it closes the bus. */
+  private inFlight = 0
+  private onSettled: (() => void) | undefined
+
   constructor(private readonly ctx: PublishContext) {}
+
+  /** Resolves once every bus call in flight has settled (each is bounded by the bus's timeout). */
+  settled(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve()
+    return new Promise((resolve) => (this.onSettled = resolve))
+  }
+
+  private done(): void {
+    if (--this.inFlight === 0 && this.onSettled !== undefined) {
+      this.onSettled()
+      this.onSettled = undefined
+    }
+  }
 
   /** The hot path: no array, no extra promise (but with an idempotency key). Every check comes before the bus is called. */
   async publish(topic: string, payload: unknown, options?: PublishOptions): Promise<Position> {
@@ -53,6 +70,7 @@ export class Publisher {
     const { stats, logger, bus } = this.ctx
     let position: Position
     const started = performance.now()
+    this.inFlight++
     try {
       position =
         options?.id !== undefined && bus.publishMany
@@ -60,6 +78,8 @@ export class Publisher {
           : await bus.publish(topic, data)
     } catch (error) {
       throw unavailable(topic, error)
+    } finally {
+      this.done()
     }
     stats.busPublish.observe((performance.now() - started) / 1000)
     stats.published++
@@ -86,12 +106,15 @@ export class Publisher {
     const { stats, logger, bus } = this.ctx
     let positions: Position[]
     const started = performance.now()
+    this.inFlight++
     try {
       positions = await (bus.publishMany
         ? bus.publishMany(topics, data, options)
         : Promise.all(topics.map((topic) => bus.publish(topic, data))))
     } catch (error) {
       throw unavailable(topics, error)
+    } finally {
+      this.done()
     }
     stats.busPublish.observe((performance.now() - started) / 1000)
     stats.published += topics.length
@@ -119,7 +142,7 @@ export class Publisher {
   }
 
   private checkOpen(): void {
-    if (this.ctx.closing()) throw new RealtimeError('CLOSED', 'the realtime server is closed')
+    if (this.ctx.closed()) throw new RealtimeError('CLOSED', 'the realtime server is closed')
   }
 
   /** The app's `validate`, its throw made an `INVALID_PAYLOAD`. */

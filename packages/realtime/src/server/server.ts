@@ -8,15 +8,26 @@ import { CloseCode, isValidTopic } from '../protocol.js'
 import type { Position, TopicMap } from '../topics.js'
 import { Admission } from './admission.js'
 import { Connection, type ConnectionContext, type ConnectionSubscription } from './connection.js'
+import { PacedClose } from './drain.js'
 import { Heartbeat } from './heartbeat.js'
 import { resolveLimits } from './limits.js'
 import { DEFAULT_LEAVE_DELAY_MS, DEFAULT_MAX_MEMBERS, DEFAULT_PRESENCE_FLUSH_MS, LocalPresence, checkedMember, defaultMember } from './presence.js'
 import { Publisher } from './publish.js'
+import { Rebalancer } from './rebalance.js'
 import type { SubscriberPresence } from './subscriptions.js'
 import { RealtimeSocket } from './socket.js'
 import { StatsCounters, count } from './stats.js'
 import { LocalTopics, type ServerTopicListener } from './topics.js'
-import type { Logger, PresenceOptions, Principal, RealtimeServer, RealtimeServerOptions, TopicListenerHandle } from './types.js'
+import type {
+  CloseOptions,
+  DrainStats,
+  Logger,
+  PresenceOptions,
+  Principal,
+  RealtimeServer,
+  RealtimeServerOptions,
+  TopicListenerHandle,
+} from './types.js'
 
 /** An upgrade socket's error ends it; a plain function, so no closure outlives the handshake. */
 function destroySocket(this: Duplex): void {
@@ -33,8 +44,11 @@ function wallClockMs(): number {
   return performance.timeOrigin + performance.now()
 }
 
-/** How long `close()` waits for clients to finish the closing handshake before destroying them. */
-const CLOSE_DRAIN_MS = 2000
+/** How long `close()` waits, after the last client was asked to go, before destroying those left. */
+const CLOSE_GRACE_MS = 2000
+
+/** `close()`'s window when neither it nor the server's options give one. */
+const DEFAULT_DRAIN_MS = 5000
 
 /**
  * Creates a realtime server on `ws`. Attach it to an `http.Server` (`server`) or call
@@ -79,8 +93,13 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     for (const subscription of topics.subscriptionsOf(topic)) void subscription.sink.resync(topic)
   })
   let closing: Promise<void> | undefined
+  /** Set once the drain is over: publishes are refused from then on. */
+  let closed = false
+  /** Set by `close()`: the drain (in progress, then over). */
+  let drain: { stats: Omit<DrainStats, 'moved' | 'remaining'>; pace: PacedClose | undefined } | undefined
   /** Called when the last open connection has closed (while `close()` waits for it). */
   let onAllClosed: (() => void) | undefined
+  const instance = Math.random().toString(36).slice(2, 10)
 
   const wss = new WebSocketServer({
     noServer: true,
@@ -118,9 +137,35 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     logger: logger === silentLogger ? undefined : logger,
     validate: options.validate,
     subscriberCount: (topic) => topics.subscriberCount(topic),
-    closing: () => closing !== undefined,
+    closed: () => closed,
     stateTopics,
   })
+
+  let rebalancer: Rebalancer | undefined
+  function moved(why: 'drain' | 'rebalance'): void {
+    count(stats.moved, why)
+    rebalancer?.moved()
+  }
+  if (options.rebalance) {
+    if (!bus.shareLoad || !bus.onLoad) {
+      throw new TypeError('`rebalance` needs a bus that shares load between instances (bus.shareLoad and bus.onLoad), as InMemoryBus and RedisBus do')
+    }
+    rebalancer = new Rebalancer(
+      { shareLoad: bus.shareLoad.bind(bus), onLoad: bus.onLoad.bind(bus) },
+      {
+        instance,
+        connections: () => connections.size,
+        draining: () => drain !== undefined,
+        shed: (howMany, windowMs) => {
+          // The oldest connections: a client that just arrived is not sent off again at once.
+          const targets = [...connections].slice(0, howMany)
+          new PacedClose(targets, windowMs, 'rebalancing: reconnect to another instance', () => moved('rebalance'), () => undefined)
+        },
+      },
+      options.rebalance === true ? {} : options.rebalance,
+      logger,
+    )
+  }
 
   const heartbeat = new Heartbeat(heartbeatMs, () => {
     for (const connection of connections) connection.heartbeat()
@@ -165,7 +210,7 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     wss.handleUpgrade(request, socket, head, (ws: WebSocket) => {
       socket.off('close', release)
       if (closing) {
-        ws.close(CloseCode.GoingAway, 'server shutting down')
+        ws.close(CloseCode.Reconnect, 'server shutting down')
         admission.release(address)
         return
       }
@@ -231,35 +276,58 @@ export function createRealtimeServer<T extends TopicMap = TopicMap, P = Principa
     if (flow) {
       snapshot.busFlowControl = { window: flow.window, inFlight: flow.inFlight, waiting: flow.waiting, lastLagMs: flow.lastLagMs }
     }
+    if (drain) snapshot.draining = { ...drain.stats, moved: stats.moved.drain ?? 0, remaining: connections.size }
+    if (rebalancer) snapshot.rebalance = rebalancer.stats()
     return snapshot
   }
 
-  /** Closes every open connection with 1001 and waits until they are gone (destroying the slow ones). */
-  function closeConnections(): Promise<void> {
-    if (connections.size === 0) return Promise.resolve()
+  /**
+   * Closes every open connection with 4010, paced over `drainMs`, and waits until they are gone:
+   * those still open `CLOSE_GRACE_MS` after the last was asked to go are destroyed.
+   */
+  function drainConnections(drainMs: number): Promise<void> {
+    const targets = [...connections]
+    if (targets.length === 0) return Promise.resolve()
+    logger.info({ connections: targets.length, drainMs }, 'realtime: draining: moving every connection to other instances')
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        for (const connection of connections) connection.socket.terminate()
-      }, CLOSE_DRAIN_MS)
+      let timer: ReturnType<typeof setTimeout> | undefined
       onAllClosed = () => {
         clearTimeout(timer)
+        drain?.pace?.stop()
         onAllClosed = undefined
         resolve()
       }
-      for (const connection of [...connections]) connection.close(CloseCode.GoingAway, 'server shutting down')
+      const asked = () => {
+        timer = setTimeout(() => {
+          for (const connection of connections) connection.socket.terminate()
+        }, CLOSE_GRACE_MS)
+      }
+      const pace = new PacedClose(targets, drainMs, 'server shutting down: reconnect to another instance', () => moved('drain'), asked)
+      if (drain) drain.pace = pace
     })
   }
 
-  async function close(): Promise<void> {
+  async function close(closeOptions?: CloseOptions): Promise<void> {
     closing ??= (async () => {
-      if (options.server) options.server.off('upgrade', onServerUpgrade)
+      const drainMs = Math.max(0, closeOptions?.drainMs ?? options.drainMs ?? DEFAULT_DRAIN_MS)
+      drain = { stats: { startedAt: Date.now(), drainMs, total: connections.size }, pace: undefined }
+      // Peers learn at once that this instance is leaving: they shed nothing while its clients land.
+      rebalancer?.report()
+      rebalancer?.stop()
+      // Upgrades meanwhile are refused with 503 (`shutting_down`), so a load balancer tries another instance.
+      await drainConnections(drainMs)
       heartbeat.stop()
-      await closeConnections()
-      // Members held here leave now rather than after the bus's presence age.
+      if (options.server) options.server.off('upgrade', onServerUpgrade)
+      // Members held here leave now rather than after the bus's presence age (their clients,
+      // moved away within the leave delay, are members on other instances already).
       await presence?.local.close()
       stopBusStatus?.()
       stopBusGaps?.()
       await new Promise<void>((resolve) => wss.close(() => resolve()))
+      // Publishes made during the drain still reach the bus (other instances' clients need them);
+      // from here on they are refused, and those in flight settle before the bus goes.
+      closed = true
+      await publisher.settled()
       if (options.closeBus !== false) await bus.close()
     })()
     return closing

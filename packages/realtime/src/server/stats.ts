@@ -17,6 +17,8 @@ export class StatsCounters {
   errors: Record<string, number> = {}
   closes: Record<string, number> = {}
   refused: Record<string, number> = {}
+  /** Connections closed 4010 to move them elsewhere, by why: 'drain', 'rebalance'. */
+  moved: Record<string, number> = {}
   connectionsOpened = 0
   /** Times the bus came back up after being down. */
   busReconnects = 0
@@ -43,6 +45,7 @@ export class StatsCounters {
       errors: { ...this.errors },
       closes: { ...this.closes },
       refused: { ...this.refused },
+      moved: { ...this.moved },
     }
   }
 }

@@ -5,6 +5,7 @@ import type { PresenceMember } from '../protocol.js'
 import type { Position, TopicMap, TopicName, TopicsPayload } from '../topics.js'
 import type { TrustProxy } from './admission.js'
 import type { LatencyStats } from './latency.js'
+import type { RebalanceStats } from './rebalance.js'
 
 /** Whatever `authenticate` returns: the identity a connection acts as. */
 export type Principal = unknown
@@ -84,6 +85,18 @@ export interface RealtimeServerOptions<P = Principal> {
   /** Optional payload validation at publish time (e.g. a map of Standard Schema validators). */
   validate?: (topic: string, payload: unknown) => void
   /**
+   * The window over which `close()` moves the clients away when it is given no `drainMs`
+   * (the Fastify plugin's `close()` uses it). Default 5000; 0 closes them all at once.
+   */
+  drainMs?: number
+  /**
+   * Evens out connections across the instances sharing the bus: each instance shares its
+   * connection count through the bus, and one holding well above the even share moves a few
+   * clients per interval to the others (closed 4010; they reconnect through the load balancer and
+   * recover). Needs a bus with `shareLoad`/`onLoad` (`InMemoryBus`, `RedisBus`). Default off.
+   */
+  rebalance?: boolean | RebalanceOptions
+  /**
    * Which topics are **state topics**: each keeps its last payload (the whole state, not a diff),
    * and a subscriber that does not recover from `since` gets it in `subscribed` (`state`), then the
    * patches after it. The bus must support it (`InMemoryBus` and `RedisBus` do). Every instance
@@ -115,6 +128,39 @@ export interface PresenceOptions<P = Principal> {
   leaveDelayMs?: number
   /** Changes of a topic go out together, at most one frame per watcher per this interval. Default 50 ms. */
   flushMs?: number
+}
+
+/** Options of `rebalance`. */
+export interface RebalanceOptions {
+  /** How often the instance reports its load and checks its share. Default 5000. */
+  intervalMs?: number
+  /** How far above the even share an instance may be before it sheds: 0.2 is 20 % over. Default 0.2. */
+  tolerance?: number
+  /** Most connections one instance sheds per interval (paced over half an interval). Default 50. */
+  maxPerInterval?: number
+}
+
+/** Options of `close()`. */
+export interface CloseOptions {
+  /**
+   * The window over which the open connections are closed with 4010 (reconnect elsewhere and
+   * recover), a few at a time, so that the other instances see about `connections ÷ drainMs`
+   * reconnects per second, not all at once. Default: the server's `drainMs` option (5000).
+   */
+  drainMs?: number
+}
+
+/** A drain in progress (`stats().draining`). */
+export interface DrainStats {
+  /** When `close()` was called, in milliseconds since the Unix epoch. */
+  startedAt: number
+  drainMs: number
+  /** Connections open when the drain started. */
+  total: number
+  /** Connections closed with 4010 so far. */
+  moved: number
+  /** Connections still open on this instance (moved ones whose close has not completed included). */
+  remaining: number
 }
 
 /** A topic with local members, for `stats().busiestTopics`. */
@@ -170,6 +216,15 @@ export interface RealtimeStats {
   busPublish: LatencyStats
   /** The topics with the most local subscribers, busiest first (at most 10). */
   busiestTopics: TopicActivity[]
+  /** Connections closed with 4010 to move them to other instances, by why: `drain`, `rebalance`. */
+  moved: Record<string, number>
+  /**
+   * Set from the moment `close()` is called (and kept after the drain is over, `remaining` 0): a
+   * readiness check answers 503 while it is set, so the load balancer takes the instance out.
+   */
+  draining?: DrainStats
+  /** What `rebalance` knows of the instances (absent without `rebalance`). */
+  rebalance?: RebalanceStats
   /** Presence on this instance (absent without the `presence` option). */
   presence?: PresenceStats
 }
@@ -223,7 +278,12 @@ export interface RealtimeServer<T extends TopicMap = TopicMap, P = Principal> {
   /** Hands an upgrade request to the server (with `noServer`). */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void
   stats(): RealtimeStats
-  /** Stops accepting, closes every client with 1001, then closes the bus. */
-  close(): Promise<void>
+  /**
+   * Stops accepting (upgrades are refused with 503 `shutting_down`), moves every client away
+   * with 4010, paced over `drainMs`, destroys those that do not finish the close within 2 s, waits
+   * for the publishes in flight, then closes the bus. `publishTopic` keeps working during the
+   * drain and rejects with `CLOSED` once it is over. See docs/scaling.md#deploys.
+   */
+  close(options?: CloseOptions): Promise<void>
   readonly bus: Bus
 }

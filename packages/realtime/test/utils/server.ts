@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import WebSocket from 'ws'
-import { createRealtimeServer, type RealtimeServer, type RealtimeServerOptions } from '../../src/server/index.js'
+import { createRealtimeServer, type CloseOptions, type RealtimeServer, type RealtimeServerOptions } from '../../src/server/index.js'
 import { createRealtimeClient, type RealtimeClient, type RealtimeClientOptions } from '../../src/client/index.js'
 import type { TopicMap } from '../../src/topics.js'
 
@@ -16,7 +16,8 @@ export interface TestServer<T extends TopicMap = TopicMap> {
   realtime: RealtimeServer<T>
   url: string
   port: number
-  close(): Promise<void>
+  /** Closes the realtime server (with `options`, e.g. `{ drainMs: 0 }`) and then the HTTP server. */
+  close(options?: CloseOptions): Promise<void>
 }
 
 /** The options of `createRealtimeServer` but its HTTP server (`startServer` makes one). */
@@ -38,9 +39,9 @@ export async function startServer<T extends TopicMap = TopicMap>(options: TestSe
     url: `ws://127.0.0.1:${port}${options.path ?? '/ws'}`,
     // Once, however often it is called; and the realtime server it has now (a test may replace
     // it with a new one on the same HTTP server, as a restarted process).
-    close() {
+    close(options?: CloseOptions) {
       closing ??= (async () => {
-        await server.realtime.close()
+        await server.realtime.close(options)
         http.closeAllConnections()
         await new Promise<void>((resolve) => http.close(() => resolve()))
       })()
