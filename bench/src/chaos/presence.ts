@@ -5,6 +5,7 @@
  * `npx tsx bench/src/chaos/presence.ts [--quick]`.
  */
 import { presenceChaos } from '../../../packages/realtime/test/utils/presence-chaos.js'
+import { OwnRedisServer } from '../../../packages/realtime/test/utils/redis.js'
 import type { ChaosOptions, ChaosRow } from './types.js'
 
 const PRESENCE_TTL_MS = 10_000
@@ -15,8 +16,9 @@ export async function run(options: ChaosOptions = {}): Promise<ChaosRow[]> {
   const users = quick ? 20 : 100
   const tabs = 3
   const storm = quick ? 200 : 1000
+  const redis = await OwnRedisServer.start()
   const result = await presenceChaos({
-    redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    redisUrl: redis.url,
     seconds: options.seconds ?? (quick ? 6 : 30),
     users,
     tabs,
@@ -25,7 +27,7 @@ export async function run(options: ChaosOptions = {}): Promise<ChaosRow[]> {
     leaveDelayMs: LEAVE_DELAY_MS,
     stormReconnectMs: 1000,
     log: (line) => console.log(`  presence: ${line}`),
-  })
+  }).finally(() => redis.stop())
   const base = { published: 0, confirmed: 0, rejected: 0, silentGaps: 0, duplicates: 0, resyncs: 0 }
   const stormBound = 2 * 2 * result.stormSlow
   return [
