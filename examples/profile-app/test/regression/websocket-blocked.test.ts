@@ -1,7 +1,8 @@
 /**
  * Issue 16 A: with the WebSocket blocked (a proxy that refuses upgrades, an extension, the
  * realtime endpoint down) the profile page stayed at "Connecting… Loading…" forever, because it
- * fetched the profile only once its subscription was live. The page must load from REST at once,
+ * fetched the profile only once its subscription was live. The page must load from REST (since
+ * the profile opens from its state topic, after `REST_FALLBACK_MS`, 2 s, without a live socket),
  * stay editable, and turn live when the socket comes; the same for the dashboard's users list.
  */
 import type { Browser, BrowserContext, Page } from 'playwright-core'
@@ -68,7 +69,7 @@ async function signIn(page: Page, userId: string, name: string): Promise<void> {
 }
 
 describe('with the WebSocket refused', () => {
-  it('loads the profile from REST at once, saves an edit, and turns live when the socket comes', async () => {
+  it('loads the profile from REST within the fallback delay, saves an edit, and turns live when the socket comes', async () => {
     const context = await browser.newContext()
     try {
       await blockWebSocket(context)
