@@ -99,6 +99,7 @@ async function runOnce(makeBus: () => Bus, presence: boolean, redis: Redis | und
           member: (user) => (user.admin ? null : { id: user.id, info: { name: user.id } }),
           watch: (user) => user.admin === true,
           leaveDelayMs: 0,
+          maxMembers: MEMBERS,
         }
       : undefined,
   })
