@@ -21,7 +21,7 @@ describe('FENCE_SCRIPT', () => {
 
   beforeAll(async () => {
     // The notice goes out on the topic's sharded channel, as its messages do.
-    await sub.ssubscribe(channelOf(prefix, 'lost'))
+    await sub.ssubscribe(channelOf(prefix, 'lost'), channelOf(prefix, 'late'))
     sub.on('smessage', (_channel, text) => notices.push(text))
   })
   afterAll(async () => {
@@ -40,6 +40,9 @@ describe('FENCE_SCRIPT', () => {
   const fence = (topic: string, epoch: string, offset: string) =>
     redis.eval(FENCE_SCRIPT, 2, streamKey(prefix, topic), metaKey(prefix, topic), epoch, offset, 'E2', channelOf(prefix, topic), String(TTL_MS)) as Promise<number>
 
+  const fenceAs = (topic: string, epoch: string, offset: string, fresh: string) =>
+    redis.eval(FENCE_SCRIPT, 2, streamKey(prefix, topic), metaKey(prefix, topic), epoch, offset, fresh, channelOf(prefix, topic), String(TTL_MS)) as Promise<number>
+
   it('leaves a topic whose position the primary holds', async () => {
     const ids = await topicWith('held', 3)
     expect(await fence('held', 'E1', ids[2] as string)).toBe(0)
@@ -50,16 +53,32 @@ describe('FENCE_SCRIPT', () => {
   it('replaces the epoch of a topic that lacks the position, and publishes a notice', async () => {
     const ids = await topicWith('lost', 3)
     const [ms] = (ids[2] as string).split('-')
-    // A later id the old primary had confirmed.
-    const missing = `${Number(ms) + 5}-0`
+    // A later id the old primary had confirmed (before the fence: not in the future of it).
+    const missing = `${ms}-99`
     expect(await fence('lost', 'E1', missing)).toBe(1)
     expect(await redis.hget(metaKey(prefix, 'lost'), 'e')).toBe('E2')
     // The stream stays: new positions are read under the new epoch.
     expect(await redis.xlen(streamKey(prefix, 'lost'))).toBe(3)
     await waitFor(() => notices.some((n) => parseFenceNotice(n)?.to === 'E2'), 2000, 'the notice')
     expect(parseFenceNotice(notices.find((n) => n.startsWith('!')) as string)).toEqual({ from: 'E1', to: 'E2' })
-    // Once replaced, the old epoch's positions are not looked at again (one fence per loss).
+    // Once replaced, the old epoch's positions from before the fence are not looked at again (one
+    // fence per loss) ...
     expect(await fence('lost', 'E1', missing)).toBe(0)
+  })
+
+  it('fences again for a message the old primary confirmed after the topic was fenced', async () => {
+    const ids = await topicWith('late', 2)
+    const [ms] = (ids[1] as string).split('-')
+    expect(await fence('late', 'E1', `${Number(ms) + 1}-0`)).toBe(1)
+    const fencedAt = Number(await redis.hget(metaKey(prefix, 'late'), 'f'))
+    expect(fencedAt).toBeGreaterThan(0)
+    // Another instance's publish, confirmed by the old primary 5 s after the fence and lost with it.
+    const late = `${fencedAt + 5000}-0`
+    expect(await fenceAs('late', 'E1', late, 'E3')).toBe(1)
+    expect(await redis.hget(metaKey(prefix, 'late'), 'e')).toBe('E3')
+    await waitFor(() => notices.some((n) => parseFenceNotice(n)?.to === 'E3'), 2000, 'the second notice')
+    // One from before the fence is still covered by the first one.
+    expect(await fenceAs('late', 'E1', `${fencedAt - 1}-0`, 'E4')).toBe(0)
   })
 
   it('also fences a hole inside the stream (an id between kept entries that is not there)', async () => {

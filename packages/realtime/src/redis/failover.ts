@@ -27,8 +27,10 @@ export type GapReason = 'history' | 'epoch' | 'failover'
 
 /**
  * KEYS: stream, meta. ARGV: epoch, offset (a position the old primary had), fresh epoch, channel,
- * ttlMs. When the topic is still in that epoch and its stream lacks that offset (and it was not
- * merely trimmed away: older than the first entry), the topic's epoch is replaced, so that no
+ * ttlMs. When the topic is still in that epoch — or was fenced already and the position is younger
+ * than that fence (`f`, Redis' time of it: the old primary confirmed it afterwards) — and its stream
+ * lacks that offset (and it was not merely trimmed away: older than the first entry), the topic's
+ * epoch is replaced, so that no
  * position of the old epoch can "recover" across the lost messages, and a notice
  * `! \n oldEpoch \n newEpoch` goes out on the topic's channel. A topic whose keys are both gone is
  * fenced only if the position is younger than the history age (else its keys simply expired).
@@ -39,14 +41,19 @@ local function parts(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
   return tonumber(ms), tonumber(seq)
 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local epoch = redis.call('HGET', KEYS[2], 'e')
-if epoch and epoch ~= ARGV[1] then return 0 end
-local exists = redis.call('EXISTS', KEYS[1]) == 1
 local ms, seq = parts(ARGV[2])
+if epoch and epoch ~= ARGV[1] then
+  -- Fenced already (another instance's check): what was lost before that fence is covered by it;
+  -- a message the old primary confirmed after it (it took writes for a while) is a new loss.
+  local fencedAt = tonumber(redis.call('HGET', KEYS[2], 'f') or '')
+  if not fencedAt or not ms or ms <= fencedAt then return 0 end
+end
+local exists = redis.call('EXISTS', KEYS[1]) == 1
 if not epoch then
   if ARGV[2] == '0' or not ms then return 0 end
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   if ms < now - tonumber(ARGV[5]) then return 0 end
 elseif ARGV[2] == '0' or not ms then
   return 0
@@ -59,7 +66,7 @@ elseif exists then
   end
 end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'e', ARGV[3])
+redis.call('HSET', KEYS[2], 'e', ARGV[3], 'f', now)
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('SPUBLISH', ARGV[4], '!\\n' .. ARGV[1] .. '\\n' .. ARGV[3])
 return 1
