@@ -44,7 +44,8 @@ export function AdminDashboard(props: { token: string }) {
   const loadUsers = useCallback(async () => {
     try {
       const page = await api.users(props.token, 0, 100)
-      setUsers(page.users)
+      // A page read before a patch may arrive after it: keep whichever of the two is newer.
+      setUsers((prev) => page.users.map((user) => newer(prev.find((u) => u.userId === user.userId) ?? null, user)))
       setTotal(page.total)
     } catch (error) {
       if (error instanceof ApiCallError && error.status === 403) setForbidden(`${error.code}: ${error.message}`)
