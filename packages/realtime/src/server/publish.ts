@@ -134,10 +134,14 @@ export class Publisher {
    * the older state also gets the patches after it from the history.
    */
   private async retain(topic: string, data: string, position: Position): Promise<void> {
+    // In flight like the publish itself: `close()` must not close the bus under it.
+    this.inFlight++
     try {
       await this.ctx.bus.retain?.({ topic, data, epoch: position.epoch, offset: position.offset })
     } catch (error) {
       this.ctx.logger?.warn({ err: error, topic }, 'realtime: the state of a state topic could not be kept')
+    } finally {
+      this.done()
     }
   }
 
